@@ -1,0 +1,74 @@
+"""The ``hetcalc`` command line: one click group, commands loaded on demand.
+
+Every command shares one error path: ``InvalidInput`` from the core and click's own usage
+errors print one line on stderr and exit 2; a failed verification exits 1. No traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from ..errors import InvalidInput
+
+# name → "module:attribute"; a command module is imported only when that command runs.
+COMMANDS = {
+    "layer": "hetcalc.cli.layer:layer",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    def main(self, args=None, prog_name=None, **extra):
+        extra["standalone_mode"] = False
+        try:
+            code = super().main(args=args, prog_name=prog_name or "hetcalc", **extra)
+        except click.exceptions.Exit as exit_:
+            sys.exit(exit_.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(130)
+        except click.UsageError as error:
+            hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
+            fail(error.format_message() + hint)
+        except click.ClickException as error:
+            click.echo(f"Error: {error.format_message()}", err=True)
+            sys.exit(error.exit_code)
+        except InvalidInput as error:
+            fail(str(error))
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def fail(message: str, code: int = 2):
+    """Print one line on stderr and exit (2: bad input)."""
+    click.echo(f"Error: {' '.join(str(message).split())}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="hetcalc")
+def cli():
+    """Exact FLOPs and parameters of heterogeneous-kernel convolutions (HetConv, LHC).
+
+    FLOPs are multiply-accumulates (1 multiply-add = 1 FLOP), the unit of the HetConv paper
+    and of fvcore. Bias additions, where a layer has bias, are counted as one FLOP each.
+    """
+
+
+def main():
+    cli.main()
+
+
+# Shared option bundles.
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout instead of a table.")

@@ -1,0 +1,45 @@
+"""One mechanism for bad input: the core raises ``InvalidInput``, the CLI prints it on one line, exit 2."""
+
+from __future__ import annotations
+
+
+class InvalidInput(ValueError):
+    """A value the user gave is not valid; the message says what would be."""
+
+    def __init__(self, option: str, message: str):
+        self.option = option
+        super().__init__(f"{option}: {message}")
+
+
+def divisors(n: int) -> list[int]:
+    """All positive divisors of ``n``, ascending."""
+    small = [d for d in range(1, int(n**0.5) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
+
+
+def _listing(values: list[int], most: int = 12) -> str:
+    shown = ", ".join(map(str, values[:most]))
+    return shown + (", …" if len(values) > most else "")
+
+
+def positive_int(option: str, value, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``, or InvalidInput naming ``option``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise InvalidInput(option, f"must be a whole number >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise InvalidInput(option, f"must be a whole number >= {minimum}, got {value}")
+    return value
+
+
+def dividing(option: str, value, channels: int, what: str) -> int:
+    """``value`` as a positive divisor of ``channels``, or InvalidInput listing the valid values."""
+    value = positive_int(option, value)
+    if channels % value:
+        raise InvalidInput(
+            option,
+            f"{value} does not divide {what} ({channels}); valid values: {_listing(divisors(channels))}",
+        )
+    return value
