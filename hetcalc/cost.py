@@ -74,10 +74,17 @@ def hetconv_grouped_sum(spec: ConvSpec, P: int) -> Cost:
     return _conv(spec, spec.N, spec.M // P * spec.K**2 + spec.M)
 
 
+def grouped(spec: ConvSpec, G: int) -> Cost:
+    """One grouped K×K convolution M → N with G groups: D_o²·N·(M/G)·K² (G = 1: Eq. 1)."""
+    G = dividing("--G", G, spec.M, f"the input channels M of {spec.name or 'the layer'}")
+    G = dividing("--G", G, spec.N, f"the output channels N of {spec.name or 'the layer'}")
+    return _conv(spec, spec.N, spec.M // G * spec.K**2)
+
+
 def dwc_pwc(spec: ConvSpec) -> Cost:
     """Eq. 6: FL = D_o²·M·K² (depthwise, M → M) + M·N·D_o² (pointwise, M → N)."""
-    depthwise = _conv(spec, spec.M, spec.K**2)
-    pointwise = _conv(spec, spec.N, spec.M)
+    depthwise = grouped(spec.with_(N=spec.M), spec.M)
+    pointwise = standard(spec.with_(K=1))
     return depthwise + pointwise
 
 
@@ -88,10 +95,8 @@ def gwc_pwc(spec: ConvSpec, G: int, mid: int | None = None) -> Cost:
     ``mid`` defaults to M, as in the paper's experiments (groupwise M → M, pointwise M → N).
     """
     mid = spec.M if mid is None else positive_int("--mid", mid)
-    G = dividing("--G", G, spec.M, f"the input channels M of {spec.name or 'the layer'}")
-    G = dividing("--G", G, mid, "the groupwise output channels")
-    groupwise = _conv(spec, mid, spec.M // G * spec.K**2)
-    pointwise = _conv(spec, spec.N, mid)
+    groupwise = grouped(spec.with_(N=mid), G)
+    pointwise = standard(spec.with_(M=mid, K=1))
     return groupwise + pointwise
 
 
