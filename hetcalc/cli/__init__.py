@@ -16,6 +16,7 @@ from ..errors import InvalidInput
 # name → "module:attribute"; a command module is imported only when that command runs.
 COMMANDS = {
     "layer": "hetcalc.cli.layer:layer",
+    "mask": "hetcalc.cli.mask:mask",
 }
 
 
