@@ -112,6 +112,25 @@ def linear(in_features: int, out_features: int, bias: bool = True) -> Cost:
     return Cost(in_features * out_features, bias_terms, in_features * out_features + bias_terms)
 
 
+def batchnorm(channels: int) -> Cost:
+    """BatchNorm over ``channels``: 2 learnable parameters per channel (scale and shift).
+
+    Its arithmetic is not counted (the paper leaves out BatchNorm, ReLU and pooling), nor are
+    its running statistics (buffers, not parameters).
+    """
+    return Cost(0, 0, 2 * positive_int("channels", channels))
+
+
+def squeeze_excitation(channels: int, reduction: int, bias: bool = True, name: str = "") -> Cost:
+    """Squeeze-and-Excitation on C channels: Linear(C, C/R) + Linear(C/R, C), biased as in Hu et al.
+
+    Counts the two fully connected layers only; the global average pooling and the channel-wise
+    rescaling are left out, like pooling and activations elsewhere.
+    """
+    R = dividing("--se", reduction, channels, f"the output channels N of {name or 'the layer'}")
+    return linear(channels, channels // R, bias) + linear(channels // R, channels, bias)
+
+
 # Closed forms of the ratios, exact as fractions.
 
 def hetconv_reduction(P: int, K: int) -> Fraction:

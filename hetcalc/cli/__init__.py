@@ -17,6 +17,9 @@ from ..errors import InvalidInput
 COMMANDS = {
     "layer": "hetcalc.cli.layer:layer",
     "mask": "hetcalc.cli.mask:mask",
+    "model": "hetcalc.cli.model:model",
+    "zoo": "hetcalc.cli.zoo:zoo",
+    "paper": "hetcalc.cli.paper:paper",
 }
 
 

@@ -1,0 +1,113 @@
+"""``hetcalc model``: a zoo network with its convolutions replaced as the paper does, layer by layer."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ..errors import InvalidInput
+from ..render import console, print_json, si, table
+from . import json_option
+
+convention_option = click.option(
+    "--convention", type=click.Choice(["paper", "exact"]), default="paper", show_default=True,
+    help="paper: MACs + bias adds, replaced layers scaled by their reduction (Table 1's rule); "
+         "exact: MACs only, params = every learnable parameter incl. BatchNorm.")
+
+
+def variant_of(P, G, dwc) -> str:
+    """The variant the options ask for; at most one of --P, --gwc, --dwc."""
+    given = [flag for flag, on in (("--P", P is not None), ("--gwc", G is not None), ("--dwc", dwc)) if on]
+    if len(given) > 1:
+        raise InvalidInput(given[1], f"give one of --P, --gwc, --dwc, not {' and '.join(given)}")
+    return {"--P": "hetconv", "--gwc": "gwc_pwc", "--dwc": "dwc_pwc"}.get(given[0] if given else None, "standard")
+
+
+def variant_label(report) -> str:
+    P = report.P
+    label = {"standard": "standard (no replacement)", "dwc_pwc": "DWC+PWC", "gwc_pwc": f"GWC+PWC G={report.G}",
+             "hetconv": "HetConv " + ("P = M per layer (PC)" if str(P).upper() == "C"
+                                      else f"P={P}" if "," not in str(P) else "P per layer")}[report.variant]
+    return label + (f" + SE R={report.se}" if report.se else "")
+
+
+def write_csv(report, path: str) -> None:
+    """The per-layer table as CSV (pandas), written whole or not at all."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InvalidInput("--csv", f"folder {folder} does not exist")
+    frame = report.frame().assign(convention=report.convention)
+    partial = f"{path}.part"
+    try:
+        frame.to_csv(partial, index=False)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--dataset", default=None, help="cifar10 or imagenet  [default: the model's own; see 'hetcalc zoo'].")
+@click.option("--P", "P", default=None,
+              help="HetConv part P: a number, C for P = M in each layer (the paper's PC), or one P per "
+                   "replaced layer, comma-separated.")
+@click.option("--gwc", "G", type=int, default=None, help="GWC+PWC: groupwise (G groups) M → M, then pointwise M → N.")
+@click.option("--dwc", is_flag=True, help="DWC+PWC: depthwise, then pointwise.")
+@click.option("--se", type=int, default=None, help="Add Squeeze-and-Excitation with reduction R after each replaced layer.")
+@convention_option
+@click.option("--csv", "csv_path", default=None, metavar="FILE", help="Also write the per-layer table to FILE (CSV).")
+@json_option
+def model(name, dataset, P, G, dwc, se, convention, csv_path, as_json):
+    """FLOPs and parameters of zoo model NAME with its convolutions replaced, layer by layer.
+
+    \b
+    Example:  hetcalc model vgg16 --P 4
+              hetcalc model resnet50 --dataset imagenet --P 4 --json
+    Every convolution but the first is replaced, except 1×1 ones (with K = 1 HetConv changes
+    nothing); MobileNet's depthwise + pointwise pairs each become one layer M → N. Without
+    --P, --gwc or --dwc the model is counted as it is. Reductions and speedup (Eq. 9) are
+    against the unmodified model, counted the same way.
+    """
+    from ..analyze import analyze
+
+    report = analyze(name, dataset=dataset, variant=variant_of(P, G, dwc), P=P, G=G, se=se, convention=convention)
+    if csv_path:
+        write_csv(report, csv_path)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    render(report)
+
+
+def render(report) -> None:
+    C, H, W = report.input
+    title = f"{report.model} ({report.dataset}, input {C}×{H}×{W}): {variant_label(report)}"
+    columns = [("layer", "left"), ("kind", "left"), ("M → N", "right"), ("K", "right"), ("stride", "right"),
+               ("D_o", "right"), ("P/G", "right"), ("FLOPs before", "right"), ("FLOPs after", "right"),
+               ("params before", "right"), ("params after", "right")]
+    body = []
+    for r in report.layers:
+        setting = r["P"] or r["G"] or ""
+        kind = r["kind"] if r["kind"] == r["kind_before"] else f"{r['kind_before']} → {r['kind']}"
+        body.append([r["name"], kind + (f" + SE/{r['se']}" if r["se"] else ""), f"{r['M']} → {r['N']}",
+                     r["K"] or "", r["stride"] or "", r["D_out"], setting, si(r["flops_before"]), si(r["flops_after"]),
+                     si(r["params_before"]), si(r["params_after"])])
+    t = table(title, columns, body, caption=f"convention: {report.convention} — {conventions_unit(report)}")
+    t.show_footer = True
+    for column, value in zip(t.columns, ["total", "", "", "", "", "", "", si(report.baseline_flops),
+                                         si(report.flops), si(report.baseline_params), si(report.params)]):
+        column.footer = value
+    out = console()
+    out.print(t)
+    out.print(f"FLOPs {si(report.flops, 4)} (baseline {si(report.baseline_flops, 4)}): "
+              f"{report.flops_reduction_pct:.2f} % fewer, speedup {report.speedup:.2f}× (Eq. 9); "
+              f"params {si(report.params, 4)} (baseline {si(report.baseline_params, 4)}): "
+              f"{report.params_reduction_pct:.2f} % fewer. Convention: {report.convention}.")
+
+
+def conventions_unit(report) -> str:
+    from ..conventions import UNIT
+
+    return UNIT[report.convention]

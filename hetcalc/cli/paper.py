@@ -1,0 +1,69 @@
+"""``hetcalc paper``: the paper's published tables beside hetcalc's reproduction."""
+
+from __future__ import annotations
+
+import click
+
+from ..render import console, print_json, table
+from . import json_option
+from .model import convention_option
+
+
+@click.group()
+def paper():
+    """The paper's published numbers, reproduced."""
+
+
+def _ours(value, delta, ok, digits: int) -> str:
+    """'175.2350 +0.0050 ✓': ours, the delta to the published value, and whether it reproduces."""
+    if ok is None:
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} {delta:+.{digits}f} {'✓' if ok else '✗'}"
+
+
+@paper.command()
+@convention_option
+@json_option
+def table1(convention, as_json):
+    """Table 1 (VGG-16 on CIFAR-10): published beside reproduced, with deltas.
+
+    A value reproduces when it lies within 0.01 of the published one (one unit in its last
+    digit: covers rounding and truncation). Rows that do not are flagged, with what the
+    published number implies (the P, the layer-level reduction or SE reduction it needs).
+    """
+    from ..conventions import UNIT
+    from ..paper import DATASET, MODEL, TOLERANCE
+    from ..paper import table1 as rows_of
+
+    rows = rows_of(convention)
+    if as_json:
+        print_json({"table": "Table 1", "model": MODEL, "dataset": DATASET, "convention": convention,
+                    "unit": UNIT[convention], "values": "FLOPs and params in M, reductions in %",
+                    "tolerance": TOLERANCE, "rows": rows})
+        return
+    columns = [("row", "left")]
+    for header in ("FLOPs", "FLOPs red.", "params", "params red."):
+        columns += [(header, "right"), ("ours, Δ", "right")]
+    body = []
+    for r in rows:
+        line = [r["row"].split("_", 1)[1]]
+        for column, digits in (("flops", 4), ("flops_reduction_pct", 3), ("params", 4), ("params_reduction_pct", 3)):
+            published = r[f"published_{column}"]
+            line += ["—" if published is None else f"{published:.2f}",
+                     _ours(r[column], r[f"delta_{column}"], r[f"{column}_ok"], digits)]
+        body.append(line)
+    out = console()
+    t = table(f"Table 1: VGG-16 ({MODEL}) on {DATASET}, published vs hetcalc, convention: {convention}",
+              columns, body, caption=f"Published beside ours; FLOPs and params in M, reductions in %. "
+                                     f"{UNIT[convention]}. ✓: |Δ| ≤ {TOLERANCE} (one unit in the last published digit).")
+    for column in t.columns:
+        column.no_wrap = True
+    out.print(t)
+    counts = {column: (sum(r[f"{column}_ok"] is True for r in rows), sum(r[f"{column}_ok"] is not None for r in rows))
+              for column in ("flops", "flops_reduction_pct", "params", "params_reduction_pct")}
+    out.print("Reproduced: " + ", ".join(f"{name} {ok}/{n}" for name, (ok, n) in
+                                         zip(("FLOPs", "FLOPs reductions", "params", "params reductions"),
+                                             counts.values())) + ".")
+    for r in rows:
+        if not r["reproduces"]:
+            out.print(f"[bold]{r['row']}[/bold]: {r['note']}", highlight=False)

@@ -1,0 +1,148 @@
+"""A model spec: an ordered list of layer records, each with its name and output size.
+
+Only layers that carry multiply-accumulates or parameters are recorded: convolutions (of any
+kind, with the BatchNorm and Squeeze-and-Excitation attached to them) and fully connected
+layers. ReLU, pooling and residual additions cost nothing in either convention, so they are
+not listed; the torch builder wires them from the family. A traced network becomes the same
+kind of spec, so ``hetcalc.analyze`` treats zoo and user models alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .. import cost
+from ..cost import Cost
+from ..errors import InvalidInput
+from ..spec import ConvSpec, output_size
+
+KINDS = ("standard", "hetconv", "dwc_pwc", "gwc_pwc")
+
+
+@dataclass(frozen=True)
+class Conv:
+    """A convolution M → N with K×K kernels at its place in a network, built as ``kind``.
+
+    ``spec`` carries M, N, K, the output size (``spec.H`` = D_o), stride and bias; padding is
+    K // 2. ``kind``: standard, hetconv (part ``P``), dwc_pwc (depthwise then pointwise, the
+    MobileNet block) or gwc_pwc (``G`` groups M → M, then pointwise M → N). ``norm`` lists the
+    BatchNorm channels after each stage (MobileNet's block: (M, N)); ``se`` the reduction of a
+    Squeeze-and-Excitation block on the output, if any.
+    """
+
+    name: str
+    spec: ConvSpec
+    D_in: int
+    kind: str = "standard"
+    P: int | None = None
+    G: int | None = None
+    norm: tuple[int, ...] = ()
+    se: int | None = None
+
+    @property
+    def M(self) -> int:
+        return self.spec.M
+
+    @property
+    def N(self) -> int:
+        return self.spec.N
+
+    @property
+    def K(self) -> int:
+        return self.spec.K
+
+    def standard(self) -> Cost:
+        """The standard convolution M → N, K×K in this place (Eq. 1)."""
+        return cost.standard(self.spec)
+
+    def conv(self) -> Cost:
+        """The convolution(s) as built: Eq. 1, Eqs. 2–4, Eq. 6 or Eq. 10."""
+        if self.kind == "standard":
+            return cost.standard(self.spec)
+        if self.kind == "hetconv":
+            return cost.hetconv(self.spec, self.P)
+        if self.kind == "dwc_pwc":
+            return cost.dwc_pwc(self.spec)
+        if self.kind == "gwc_pwc":
+            return cost.gwc_pwc(self.spec, self.G)
+        raise InvalidInput("kind", f"unknown convolution kind {self.kind!r}; known: {', '.join(KINDS)}")
+
+    def se_cost(self) -> Cost:
+        return cost.squeeze_excitation(self.N, self.se, name=self.name) if self.se else cost.ZERO
+
+    def norm_cost(self) -> Cost:
+        return sum((cost.batchnorm(c) for c in self.norm), cost.ZERO)
+
+    def with_(self, **changes) -> "Conv":
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Linear:
+    """A fully connected layer ``in_features`` → ``out_features``; ``norm``: BatchNorm1d channels after it."""
+
+    name: str
+    in_features: int
+    out_features: int
+    bias: bool = True
+    norm: tuple[int, ...] = ()
+
+    def conv(self) -> Cost:
+        return cost.linear(self.in_features, self.out_features, self.bias)
+
+    def se_cost(self) -> Cost:
+        return cost.ZERO
+
+    def norm_cost(self) -> Cost:
+        return sum((cost.batchnorm(c) for c in self.norm), cost.ZERO)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A network: its input (C, H, W) and its layer records in order.
+
+    ``family`` names the torch wiring in ``hetcalc.zoo.torch_build`` (None for a traced model).
+    """
+
+    name: str
+    input: tuple[int, int, int]
+    layers: tuple[Conv | Linear, ...]
+    dataset: str | None = None
+    family: str | None = None
+
+    def convs(self) -> list[Conv]:
+        return [layer for layer in self.layers if isinstance(layer, Conv)]
+
+    def by_name(self) -> dict[str, Conv | Linear]:
+        return {layer.name: layer for layer in self.layers}
+
+    def with_layers(self, layers) -> "ModelSpec":
+        return replace(self, layers=tuple(layers))
+
+
+class Builder:
+    """Appends layer records while tracking the feature map (channels, size), as a forward pass would."""
+
+    def __init__(self, channels: int, size: int):
+        self.channels, self.size, self.layers = channels, size, []
+
+    def conv(self, name: str, N: int, K: int = 3, stride: int = 1, bias: bool = False, norm: bool = True,
+             kind: str = "standard", source: tuple[int, int] | None = None) -> Conv:
+        """A conv of the current map, or of ``source`` = (M, D_in) (a shortcut's input); padding K // 2."""
+        M, D_in = source or (self.channels, self.size)
+        D_out = output_size(D_in, K, stride)
+        norms = (M, N) if kind == "dwc_pwc" and norm else (N,) if norm else ()
+        layer = Conv(name, ConvSpec(M=M, N=N, K=K, H=D_out, stride=stride, bias=bias, name=name), D_in,
+                     kind=kind, norm=norms)
+        self.layers.append(layer)
+        self.channels, self.size = N, D_out
+        return layer
+
+    def pool(self, K: int, stride: int, padding: int = 0):
+        self.size = output_size(self.size, K, stride, padding)
+
+    def linear(self, name: str, out_features: int, in_features: int | None = None, bias: bool = True,
+               norm: bool = False):
+        in_features = self.channels if in_features is None else in_features
+        self.layers.append(Linear(name, in_features, out_features, bias, (out_features,) if norm else ()))
+        self.channels = out_features
