@@ -17,6 +17,7 @@ from ..errors import InvalidInput
 COMMANDS = {
     "layer": "hetcalc.cli.layer:layer",
     "mask": "hetcalc.cli.mask:mask",
+    "plot": "hetcalc.cli.plot:plot",
     "model": "hetcalc.cli.model:model",
     "zoo": "hetcalc.cli.zoo:zoo",
     "paper": "hetcalc.cli.paper:paper",

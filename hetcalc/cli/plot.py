@@ -1,0 +1,106 @@
+"""``hetcalc plot``: the paper's Figure 5 and per-layer model costs as PNG, SVG or PDF.
+
+matplotlib and pandas are imported inside the commands; no pyplot, so no display is needed.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import InvalidInput
+from .model import convention_option, variant_of
+
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print the plotted data as one JSON object on stdout.")
+out_option = click.option("--out", type=click.Path(dir_okay=False), default=None,
+                          help="Figure file; .png, .svg or .pdf picks the format. Optional with --json.")
+
+
+def _check_out(out, as_json):
+    """Validate --out before any work, so a bad path writes nothing."""
+    from ..plot import output_format
+
+    if out is None and not as_json:
+        raise InvalidInput("--out", "give a .png, .svg or .pdf file to write (or --json for the data)")
+    if out is not None:
+        output_format(out)
+
+
+def _write(fig, out, as_json):
+    from ..plot import save
+
+    fmt = save(fig, out)
+    click.echo(f"Wrote {out} ({fmt.upper()})", err=as_json)
+
+
+@click.group()
+def plot():
+    """Figures: the paper's Figure 5 (speedup against P) and per-layer FLOPs of a model."""
+
+
+@plot.command()
+@click.option("--K", "K", multiple=True, default=("3",), show_default=True,
+              help="Kernel size; repeat or give a comma list (--K 3,5,7) for one curve each.")
+@click.option("--P-max", "P_max", type=int, default=64, show_default=True, help="Largest P on the x axis.")
+@click.option("--M", "M", type=int, default=256, show_default=True,
+              help="Channels of the DWC+PWC line (Eq. 7 with N = M).")
+@click.option("--measured", type=click.Path(dir_okay=False), default=None,
+              help='Overlay measured speedups: JSON {"rows": [{"impl", "P", "speedup"}, ...]} (hetcalc bench --json).')
+@out_option
+@json_option
+def speedup(K, P_max, M, measured, out, as_json):
+    """Figure 5: speedup of HetConv over standard convolution against P (Eq. 9 = 1 / Eq. 5).
+
+    \b
+    Example:  hetcalc plot speedup --out figure5.png
+              hetcalc plot speedup --K 3,5 --P-max 256 --out figure5.svg
+    Curves cover every integer P, with markers at the paper's points (powers of two);
+    GWC+PWC (G = P, Eq. 11) and DWC+PWC (N = M, Eq. 7) are overlaid, the asymptote K² dashed.
+    """
+    from ..plot import figure5, load_measured, speedup_series
+
+    series = speedup_series(list(K), P_max, M)
+    if measured is not None:
+        series += load_measured(measured)
+    _check_out(out, as_json)
+    if as_json:
+        from ..render import print_json
+
+        print_json({"figure": "speedup", "equation": "Eq. 9: speedup = 1 / reduction", "series": series})
+    if out is not None:
+        _write(figure5(series), out, as_json)
+
+
+@plot.command()
+@click.argument("name")
+@click.option("--dataset", default=None, help="cifar10 or imagenet  [default: the model's own; see 'hetcalc zoo'].")
+@click.option("--P", "P", default=None,
+              help="HetConv part P: a number, C for P = M in each layer, or one P per replaced layer, comma-separated.")
+@click.option("--gwc", "G", type=int, default=None, help="GWC+PWC with G groups instead of HetConv.")
+@click.option("--dwc", is_flag=True, help="DWC+PWC instead of HetConv.")
+@click.option("--se", type=int, default=None,
+              help="Add Squeeze-and-Excitation with reduction R after each replaced layer.")
+@convention_option
+@out_option
+@json_option
+def model(name, dataset, P, G, dwc, se, convention, out, as_json):
+    """Per-layer FLOPs of zoo model NAME: standard against HetConv (or GWC+PWC, DWC+PWC), log scale.
+
+    \b
+    Example:  hetcalc plot model vgg16 --P 4 --out vgg16_p4.png
+    The options are those of 'hetcalc model'; --json prints the same report.
+    """
+    variant = variant_of(P, G, dwc)
+    if variant == "standard":
+        raise InvalidInput("--P", "give --P, --gwc or --dwc: what to compare the standard model with")
+    _check_out(out, as_json)
+    from ..analyze import analyze
+    from ..plot import model_figure
+
+    report = analyze(name, dataset=dataset, variant=variant, P=P, G=G, se=se, convention=convention)
+    if as_json:
+        from ..render import print_json
+
+        print_json(report.to_dict())
+    if out is not None:
+        _write(model_figure(report), out, as_json)

@@ -1,0 +1,302 @@
+"""Figures: the paper's Figure 5 and per-layer model costs, as matplotlib Figures.
+
+Data first, drawing second: :func:`speedup_series` computes every plotted value from
+``hetcalc.cost`` (Eqs. 5, 7, 9, 11) and :func:`figure5` only draws those series, so the
+``--json`` output of ``hetcalc plot speedup`` and the figure are the same numbers.
+Figures are ``matplotlib.figure.Figure`` objects, never pyplot: no global state, no show().
+matplotlib is imported inside the drawing functions, not when this module is imported.
+"""
+
+from __future__ import annotations
+
+import json
+from itertools import cycle
+from pathlib import Path
+
+from . import cost
+from .errors import InvalidInput, positive_int
+from .render import si
+
+FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+P_MAX_LIMIT = 2**16
+
+# Drawing styles, one per series kind.
+_STYLE = {
+    "hetconv": {"linestyle": "-", "marker": "o", "linewidth": 2.2, "zorder": 4},
+    "gwc_pwc": {"linestyle": "--", "marker": "s", "linewidth": 1.6, "zorder": 3},
+    "dwc_pwc": {"linestyle": ":", "marker": None, "linewidth": 1.8, "zorder": 3},
+}
+_KIND_COLOUR = {"hetconv": "C0", "gwc_pwc": "C1", "dwc_pwc": "C2"}
+_MEASURED_MARKERS = ("D", "^", "v", "P", "X", "*", "h", "<", ">")
+
+
+# Data --------------------------------------------------------------------------------------
+
+def speedup_series(K=3, P_max: int = 64, M: int = 256) -> list[dict]:
+    """The series of Figure 5 for every K: speedup (Eq. 9) against P = 1 … P_max.
+
+    Per K: ``hetconv`` (Eq. 5), ``gwc_pwc`` with G = P (Eq. 11) and ``dwc_pwc`` with
+    N = M (Eq. 7, constant in P). Each series holds every integer P; the paper's points
+    are the powers of two among them. ``limit`` is the asymptote K² of HetConv.
+    """
+    Ks = kernel_sizes(K)
+    P_max = positive_int("--P-max", P_max)
+    if P_max > P_MAX_LIMIT:
+        raise InvalidInput("--P-max", f"must be at most {P_MAX_LIMIT}, got {P_max}")
+    M = positive_int("--M", M)
+    Ps = list(range(1, P_max + 1))
+    series = []
+    for k in Ks:
+        dwc = cost.speedup(cost.dwc_pwc_reduction(M, k))
+        series += [
+            {"kind": "hetconv", "K": k, "P": Ps, "limit": k**2,
+             "speedup": [cost.speedup(cost.hetconv_reduction(p, k)) for p in Ps]},
+            {"kind": "gwc_pwc", "K": k, "P": Ps, "G": Ps,
+             "speedup": [cost.speedup(cost.gwc_pwc_reduction(p, k)) for p in Ps]},
+            {"kind": "dwc_pwc", "K": k, "M": M, "N": M, "P": Ps, "speedup": [dwc] * len(Ps)},
+        ]
+    return series
+
+
+def kernel_sizes(K) -> list[int]:
+    """K as sorted distinct kernel sizes; K is an int, a '3,5,7' string or an iterable of those."""
+    values = K if isinstance(K, (list, tuple, set)) else [K]
+    Ks = []
+    for value in values:
+        for part in value.split(",") if isinstance(value, str) else [value]:
+            if isinstance(part, str):
+                if not part.strip().isdigit():
+                    raise InvalidInput("--K", f"must be whole numbers >= 1 (e.g. 3 or 3,5,7), got {part!r}")
+                part = int(part)
+            Ks.append(positive_int("--K", part))
+    if not Ks:
+        raise InvalidInput("--K", "give at least one kernel size")
+    return sorted(set(Ks))
+
+
+def measured_series(payload) -> list[dict]:
+    """Measured points from ``hetcalc bench --json``: one ``measured`` series per impl.
+
+    ``payload`` is ``{"rows": [{"impl": str, "P": int, "speedup": float, ...}, ...]}``;
+    rows of the ``standard`` implementation (the baseline, speedup 1) are left out.
+    """
+    rows = payload.get("rows") if isinstance(payload, dict) else None
+    if not isinstance(rows, list):
+        raise InvalidInput("--measured", 'expected a JSON object {"rows": [{"impl", "P", "speedup"}, ...]}')
+    by_impl: dict[str, dict] = {}
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise InvalidInput("--measured", f"rows[{i}] is not an object")
+        impl, P, value = row.get("impl"), row.get("P"), row.get("speedup")
+        if not isinstance(impl, str) or not impl:
+            raise InvalidInput("--measured", f"rows[{i}].impl must be a non-empty string, got {impl!r}")
+        if isinstance(P, bool) or not isinstance(P, int) or P < 1:
+            raise InvalidInput("--measured", f"rows[{i}].P must be a whole number >= 1, got {P!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise InvalidInput("--measured", f"rows[{i}].speedup must be a positive number, got {value!r}")
+        if impl == "standard":
+            continue
+        entry = by_impl.setdefault(impl, {"kind": "measured", "impl": impl, "P": [], "speedup": []})
+        entry["P"].append(P)
+        entry["speedup"].append(float(value))
+    return list(by_impl.values())
+
+
+def load_measured(path) -> list[dict]:
+    """:func:`measured_series` of a JSON file, with one-line errors for a missing or broken file."""
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InvalidInput("--measured", f"no such file: {path}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput("--measured", f"cannot read {path}: {error}") from None
+    except json.JSONDecodeError as error:
+        raise InvalidInput("--measured", f"{path} is not valid JSON ({error})") from None
+    return measured_series(payload)
+
+
+def long_form(series: list[dict]):
+    """Series as one long DataFrame: kind, K, P, speedup (+ impl for measured points)."""
+    import pandas as pd
+
+    frames = [pd.DataFrame({"kind": s["kind"], "K": s.get("K"), "P": s["P"], "speedup": s["speedup"],
+                            **({"impl": s["impl"]} if "impl" in s else {})}) for s in series]
+    return pd.concat(frames, ignore_index=True)
+
+
+# Output files ------------------------------------------------------------------------------
+
+def output_format(path) -> str:
+    """'png', 'svg' or 'pdf' from the file's extension; the folder must exist."""
+    path = Path(path)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InvalidInput("--out", f"cannot tell the format of {path.name!r}; use a .png, .svg or .pdf file")
+    if not path.parent.is_dir():
+        raise InvalidInput("--out", f"folder {str(path.parent)!r} does not exist")
+    return fmt
+
+
+def save(fig, path) -> str:
+    """Write ``fig`` to ``path`` in the format its extension names; reproducible (no dates)."""
+    fmt = output_format(path)
+    metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt, {})
+    fig.savefig(path, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
+    return fmt
+
+
+# Figures -----------------------------------------------------------------------------------
+
+def _powers_of_two(up_to: float) -> list[int]:
+    powers, p = [], 1
+    while p <= up_to:
+        powers.append(p)
+        p *= 2
+    return powers
+
+
+def figure5(series: list[dict]):
+    """Figure 5: speedup against P (log₂ axis) with the asymptote K² dashed.
+
+    HetConv and GWC+PWC are drawn over every integer P with markers at powers of two;
+    DWC+PWC is a horizontal line; ``measured`` series are markers only. With one K the
+    colours tell the kinds apart; with several, the colours tell the K apart.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    theory = [s for s in series if s["kind"] != "measured"]
+    measured = [s for s in series if s["kind"] == "measured"]
+    Ks = sorted({s["K"] for s in theory})
+    single = len(Ks) <= 1
+
+    def colour(s):
+        return _KIND_COLOUR[s["kind"]] if single else f"C{Ks.index(s['K']) % 10}"
+
+    fig = Figure(figsize=(8, 5.2) if single else (8.5, 6.2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_xscale("log", base=2)
+    P_max = max([p for s in series for p in s["P"]] or [1])
+
+    for s in theory:
+        style = _STYLE[s["kind"]]
+        marks = [i for i, p in enumerate(s["P"]) if p & (p - 1) == 0] if style["marker"] else None
+        label = _label(s, single) if single else "_nolegend_"  # several K: one legend entry per kind, below
+        ax.plot(s["P"], s["speedup"], color=colour(s), label=label, markevery=marks,
+                markersize=6, markeredgecolor="white", markeredgewidth=0.8, **style)
+        if s["kind"] == "dwc_pwc":
+            ax.annotate(f"DWC+PWC {s['speedup'][0]:.2f}×", xy=(1, s["speedup"][0]), xytext=(4, -3),
+                        textcoords="offset points", va="top", fontsize=8, color=colour(s))
+        if s["kind"] != "hetconv":
+            continue
+        limit_colour = "0.35" if single else colour(s)
+        ax.axhline(s["limit"], color=limit_colour, linestyle=(0, (6, 3)), linewidth=1, alpha=0.8, zorder=1)
+        ax.annotate(f"asymptote K² = {s['limit']}  (P → ∞)", xy=(1, s["limit"]), xytext=(4, 3),
+                    textcoords="offset points", color=limit_colour, fontsize=9, va="bottom")
+        if single:
+            for i in marks[1:]:
+                ax.annotate(f"{s['speedup'][i]:.2f}×", xy=(s["P"][i], s["speedup"][i]), xytext=(-4, 7),
+                            textcoords="offset points", ha="right", fontsize=8, color=colour(s))
+
+    for s, marker in zip(measured, cycle(_MEASURED_MARKERS)):
+        ax.scatter(s["P"], s["speedup"], marker=marker, s=46, color="black", facecolor="white",
+                   linewidths=1.4, label=f"measured: {s['impl']}", zorder=5)
+
+    ax.xaxis.set_major_locator(FixedLocator(_powers_of_two(P_max)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlim(0.9, P_max * 1.12)
+    top = max([k**2 for k in Ks] + [v for s in series for v in s["speedup"]] + [1])
+    ax.set_ylim(0, top * 1.1)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.set_xlabel("P  (each filter has M/P kernels of K×K and M − M/P of 1×1; log₂ scale)")
+    ax.set_ylabel("Speedup over standard convolution (×)")
+    ax.set_title("HetConv speedup over standard convolution (paper's Figure 5, Eq. 9)")
+    if single:
+        ax.legend(loc="lower right", fontsize=9, framealpha=0.95)
+    else:
+        kinds = list(dict.fromkeys(s["kind"] for s in theory))
+        handles = [Line2D([], [], color="0.25", **_STYLE[kind]) for kind in kinds]
+        labels = [_label(next(s for s in theory if s["kind"] == kind), single) for kind in kinds]
+        handles += [Line2D([], [], color=f"C{i % 10}", linewidth=5) for i in range(len(Ks))]
+        labels += [f"K = {k}  ({k}×{k} kernels)" for k in Ks]
+        extra, extra_labels = ax.get_legend_handles_labels()
+        fig.legend(handles + extra, labels + extra_labels, loc="outside lower center", ncols=3, fontsize=9)
+    return fig
+
+
+def _label(s: dict, single: bool) -> str:
+    shape = f" ({s['K']}×{s['K']} + 1×1)" if single else ""
+    return {
+        "hetconv": f"HetConv{shape} — Eq. 5",
+        "gwc_pwc": "GWC+PWC, G = P — Eq. 11, +1 layer latency",
+        "dwc_pwc": f"DWC+PWC, N = M = {s.get('M')} — Eq. 7, +1 layer latency",
+    }[s["kind"]]
+
+
+def model_figure(report, title: str | None = None):
+    """Per-layer FLOPs, standard vs replaced network (log scale), and each layer's reduction.
+
+    ``report`` is a ModelReport (``hetcalc.analyze``) or a DataFrame of its layers with
+    columns name, flops_before, flops_after.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import PercentFormatter
+
+    layers = report if hasattr(report, "columns") else report.frame()
+    names = [str(n) for n in layers["name"]]
+    before = [float(v) for v in layers["flops_before"]]
+    after = [float(v) for v in layers["flops_after"]]
+    reduction = [100 * (1 - a / b) if b else 0.0 for a, b in zip(after, before)]
+    x = list(range(len(names)))
+
+    width = max(7.5, 0.32 * len(names) + 2)
+    fig = Figure(figsize=(width, 6), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1.3))
+    replaced = _variant_label(report)
+    top.bar([i - 0.2 for i in x], before, width=0.4, color="#9aa5b1", label="standard")
+    top.bar([i + 0.2 for i in x], after, width=0.4, color="C0", label=replaced)
+    top.set_yscale("log")
+    top.set_ylim(top=max(before + after + [1]) * 12)  # headroom for the legend on a log axis
+    top.set_ylabel("FLOPs (multiply-accumulates)")
+    top.grid(True, axis="y", which="major", alpha=0.3)
+    top.legend(loc="upper right", ncols=2, fontsize=9)
+
+    bottom.bar(x, reduction, width=0.6, color="C2")
+    bottom.yaxis.set_major_formatter(PercentFormatter(decimals=0))
+    bottom.set_ylim(0, 100)
+    bottom.set_ylabel("FLOPs reduced")
+    bottom.grid(True, axis="y", alpha=0.3)
+    if len(names) <= 40:
+        for i, r in enumerate(reduction):
+            if r > 0.05:
+                bottom.annotate(f"{r:.0f}", xy=(i, r), xytext=(0, 2), textcoords="offset points",
+                                ha="center", va="bottom", fontsize=7)
+    bottom.set_xticks(x, names, rotation=60, ha="right", fontsize=8)
+    bottom.set_xlabel("layer")
+
+    total_before, total_after = sum(before), sum(after)
+    saved = 100 * (1 - total_after / total_before) if total_before else 0.0
+    model = getattr(report, "model", None)
+    convention = getattr(report, "convention", None)
+    head = title or f"{model or 'Model'}: per-layer FLOPs, standard vs {replaced}"
+    top.set_title(f"{head}\ntotal {si(total_before)} → {si(total_after)} FLOPs ({saved:.2f}% fewer)"
+                  + (f", {convention} convention" if convention else ""))
+    return fig
+
+
+def _variant_label(report) -> str:
+    """'HetConv P=4', 'GWC+PWC G=4', 'DWC+PWC + SE R=8' from a ModelReport; 'HetConv' for a DataFrame."""
+    from .report import LABEL
+
+    variant = getattr(report, "variant", None) or "hetconv"
+    P, G, se = (getattr(report, key, None) for key in ("P", "G", "se"))
+    label = LABEL.get(variant, variant)
+    if variant == "hetconv" and P is not None:
+        label += (" P=M (PC)" if str(P).upper() == "C" else
+                  " P per layer" if isinstance(P, (list, tuple)) or "," in str(P) else f" P={P}")
+    if variant == "gwc_pwc" and G is not None:
+        label += f" G={G}"
+    return label + (f" + SE R={se}" if se else "")
