@@ -16,6 +16,7 @@ from ..errors import InvalidInput
 # name → "module:attribute"; a command module is imported only when that command runs.
 COMMANDS = {
     "layer": "hetcalc.cli.layer:layer",
+    "verify": "hetcalc.cli.verify:verify",
     "mask": "hetcalc.cli.mask:mask",
     "plot": "hetcalc.cli.plot:plot",
     "model": "hetcalc.cli.model:model",

@@ -1,0 +1,82 @@
+"""``hetcalc verify``: build real layers of every kind, trace them with fvcore, compare with hetcalc.cost."""
+
+from __future__ import annotations
+
+import click
+
+from ..render import console, print_json, table
+from . import json_option
+
+UNIT = ("multiply-accumulates; fvcore counts no bias additions, so hetcalc's Cost.macs "
+        "(FLOPs without bias adds) is compared with fvcore's total; params include biases")
+
+
+def config_text(config) -> str:
+    """{'M': 8, 'N': 16, 'stride': 2, 'D_in': 15, 'D_out': 8, 'bias': True} → '8→16 s=2 D=15→8 bias'."""
+    if not isinstance(config, dict):
+        return str(config)
+    c = dict(config)
+    parts = [f"{c.pop('M')}→{c.pop('N')}"] if {"M", "N"} <= c.keys() else []
+    if "stride" in c:
+        c["s"] = c.pop("stride")
+    if {"D_in", "D_out"} <= c.keys():
+        c["D"] = f"{c.pop('D_in')}→{c.pop('D_out')}"
+    return " ".join(parts + [k if v is True else f"{k}={v}" for k, v in c.items() if v is not False])
+
+
+def skipped_text(row) -> str:
+    if row["unexplained_ops"]:
+        return "[red]may carry MACs: " + ", ".join(row["unexplained_ops"]) + "[/red]"
+    return f"{sum(row['ignored_ops'].values())} free" if row["ignored_ops"] else ""
+
+
+@click.command()
+@click.option("--quick", is_flag=True, help="Fewer rows (40): one layer shape, D_in and bias in turn.")
+@json_option
+def verify(quick, as_json):
+    """Check hetcalc's symbolic counts against fvcore's trace of real PyTorch layers.
+
+    Builds standard, HetConv (exact and grouped_sum), DWC+PWC and GWC+PWC layers over a grid of
+    M, N, K ∈ {1, 3, 5, 7}, P or G, stride 1/2, input size and bias, traces each (batch 1, eval
+    mode, no grad) and compares multiply-accumulates and parameters. Exit 1 on any mismatch, or
+    when fvcore skipped an operator that may carry multiply-accumulates.
+    """
+    from rich.progress import track
+
+    from .. import verify as checks
+    from ..fvcount import FREE_OPS
+
+    cases = list(checks.layer_grid(quick=quick))
+    err = console(stderr=True)
+    rows = checks.run(cases, progress=lambda it: track(it, description="tracing with fvcore", total=len(cases),
+                                                        console=err, disable=not err.is_terminal, transient=True))
+    failed = checks.failures(rows)
+    skipped = {}
+    for row in rows:
+        for op, times in row["ignored_ops"].items():
+            skipped[op] = skipped.get(op, 0) + times
+    if as_json:
+        print_json({"unit": UNIT, "rows": rows, "failures": len(failed),
+                    "ignored_reasons": {op: FREE_OPS.get(op, "unexplained: may carry multiply-accumulates")
+                                        for op in sorted(skipped)}})
+    else:
+        out = console()
+        columns = [("kind", "left"), ("config", "left"), ("MACs hetcalc", "right"), ("MACs fvcore", "right"),
+                   ("params hetcalc", "right"), ("params fvcore", "right"), ("match", "center"),
+                   ("fvcore skipped", "left")]
+        body = [[r["kind"], config_text(r["config"]), f"{r['symbolic_flops']:,}", f"{r['fvcore_flops']:,}",
+                 f"{r['symbolic_params']:,}", f"{r['fvcore_params']:,}",
+                 "[green]✓[/green]" if r["match"] else "[red]✗[/red]", skipped_text(r)] for r in rows]
+        out.print(table(f"hetcalc vs fvcore: {len(rows)} layers", columns, body, caption=f"FLOPs = {UNIT}."))
+        if skipped:
+            legend = [[op, f"{times:,}", FREE_OPS.get(op, "[red]not known to be free: may carry multiply-accumulates[/red]")]
+                      for op, times in sorted(skipped.items())]
+            out.print(table("Operators fvcore did not count", [("operator", "left"), ("times", "right"),
+                                                                ("why that costs no MACs", "left")], legend))
+        if failed:
+            out.print(f"[red]{len(failed)} of {len(rows)} rows fail[/red] (counts differ, or fvcore skipped an "
+                      "operator that may carry multiply-accumulates).")
+        else:
+            out.print(f"All {len(rows)} rows match: symbolic MACs and params equal fvcore's, to the integer.")
+    if failed:
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,203 @@
+"""Real PyTorch layers for every kind hetcalc counts. torch is imported here, not at ``import hetcalc``.
+
+The standard convolution is ``torch.nn.Conv2d``. The others:
+
+- ``HetConv2d(impl="exact")``: HetConv as the paper defines it (shifted arrangement, Eqs. 2–4);
+  it runs exactly Eq. 4's multiply-accumulates and stores only the kept taps.
+- ``HetConv2d(impl="grouped_sum")``: the common public variant, a grouped K×K conv plus a full
+  1×1 conv, summed (``hetcalc.cost.hetconv_grouped_sum``, reduction 1/P + 1/K², not Eq. 5).
+- ``DwPwConv2d``: depthwise K×K then pointwise 1×1 (DWC+PWC, Eq. 6).
+- ``GwPwConv2d``: groupwise K×K (G groups) then pointwise 1×1 (GWC+PWC, Eq. 10).
+
+Each has ``cost(D_out_h, D_out_w=None)``: the ``hetcalc.cost`` formula of what it runs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import cost as costs
+from .errors import InvalidInput, dividing, positive_int
+from .spec import ConvSpec
+
+IMPLS = ("exact", "grouped_sum")
+
+
+def _checked(M, N, K, stride, padding) -> tuple[int, int, int, int, int]:
+    """(M, N, K, stride, padding) as validated ints; padding None means K // 2."""
+    M, N, K = positive_int("in_channels", M), positive_int("out_channels", N), positive_int("kernel_size", K)
+    stride = positive_int("stride", stride)
+    padding = K // 2 if padding is None else positive_int("padding", padding, minimum=0)
+    return M, N, K, stride, padding
+
+
+def _uniform(tensor, fan_in: int):
+    """nn.Conv2d's default init, kaiming_uniform(a=√5), i.e. U(±1/√fan_in), for a given fan-in."""
+    bound = 1 / math.sqrt(fan_in)
+    nn.init.uniform_(tensor, -bound, bound)
+
+
+class _Costed(nn.Module):
+    """Shared: the layer as a ConvSpec at a given output size."""
+
+    def spec(self, D_out_h: int, D_out_w: int | None = None) -> ConvSpec:
+        return ConvSpec(M=self.in_channels, N=self.out_channels, K=self.kernel_size, H=D_out_h, W=D_out_w,
+                        stride=self.stride, bias=self.has_bias)
+
+
+class HetConv2d(_Costed):
+    """HetConv: each of the N filters holds M/P kernels of K×K and M − M/P kernels of 1×1.
+
+    ``impl="exact"`` (the paper): filter n has its K×K kernels on the input channels c with
+    (c − n) mod P = 0 and a 1×1 kernel (the centre tap) on every other channel. It runs Eq. 4's
+    multiply-accumulates exactly and holds N·(M·K²/P + M − M/P) weights (+N bias).
+    Layout, by residue r = n mod P (filters n ≡ r share the channels c ≡ r):
+    ``weight`` (N, M/P, K, K) is one grouped K×K conv, group r mapping channels c ≡ r to
+    filters n ≡ r (row r·N/P + j is filter j·P + r, column m is channel m·P + r);
+    ``weight_1x1`` (P, N/P, (P−1)·M/P) is one batched matmul per image in which the filters
+    n ≡ r read the other P − 1 residue groups, r+1, …, r+P−1 (mod P): a sliding window (a view)
+    over the residue groups laid out twice, so no residue needs its own copy of the input.
+
+    ``impl="grouped_sum"`` (common public code): a grouped K×K conv (P contiguous groups) plus a
+    full 1×1 conv, summed: N·(M·K²/P + M) weights and as many MACs per output position. Same
+    function class (a 1×1 weight on a channel that has a K×K kernel folds into its centre tap),
+    M/P more 1×1 taps per filter, and contiguous groups rather than the shifted pattern.
+
+    ``dense_weight()`` is the equivalent N×M×K×K kernel of either: ``F.conv2d(x,
+    layer.dense_weight(), layer.bias, stride, padding)`` equals ``layer(x)``. K must be odd (the
+    1×1 kernel is the centre tap); P must divide M and N.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, p: int, stride: int = 1,
+                 padding: int | None = None, bias: bool = False, impl: str = "exact"):
+        super().__init__()
+        M, N, K, stride, padding = _checked(in_channels, out_channels, kernel_size, stride, padding)
+        if K % 2 == 0:
+            raise InvalidInput("kernel_size", f"must be odd for HetConv (the 1×1 kernel is the centre tap), got {K}")
+        P = dividing("P", p, M, "the input channels M")
+        P = dividing("P", P, N, "the output channels N")
+        if impl not in IMPLS:
+            raise InvalidInput("impl", f"must be one of {', '.join(map(repr, IMPLS))}, got {impl!r}")
+        self.in_channels, self.out_channels, self.kernel_size, self.P = M, N, K, P
+        self.stride, self.padding, self.impl, self.has_bias = stride, padding, impl, bias
+        self.weight = nn.Parameter(torch.empty(N, M // P, K, K))
+        if impl == "exact":
+            fan_in = M // P * K * K + M - M // P
+            self.weight_1x1 = nn.Parameter(torch.empty(P, N // P, (P - 1) * (M // P))) if P > 1 else None
+        else:
+            fan_in = M // P * K * K + M
+            self.weight_1x1 = nn.Parameter(torch.empty(N, M, 1, 1))
+        self.bias = nn.Parameter(torch.empty(N)) if bias else None
+        for parameter in self.parameters():
+            _uniform(parameter, fan_in)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, P={self.P}, "
+                f"stride={self.stride}, padding={self.padding}, bias={self.has_bias}, impl={self.impl!r}")
+
+    def _centre(self, x):
+        """The input as a 1×1 conv with this stride must see it to read the K×K kernels' centre taps."""
+        shift = self.padding - self.kernel_size // 2
+        return F.pad(x, (shift,) * 4) if shift else x  # a negative shift crops
+
+    def forward(self, x):
+        return self._exact(x) if self.impl == "exact" else self._grouped_sum(x)
+
+    def _grouped_sum(self, x):
+        y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, groups=self.P)
+        return y + F.conv2d(self._centre(x), self.weight_1x1, None, self.stride)
+
+    def _exact(self, x):
+        M, N, P, s = self.in_channels, self.out_channels, self.P, self.stride
+        by_residue = x.unflatten(1, (M // P, P)).transpose(1, 2).flatten(1, 2)  # channel m·P + r at r·M/P + m
+        bias = None if self.bias is None else self.bias.view(N // P, P).t().flatten()
+        y = F.conv2d(by_residue, self.weight, bias, s, self.padding, groups=P)  # filters in residue order
+        if P > 1:
+            centre = self._centre(x)[:, :, ::s, ::s]  # (B, M, H', W'): what the 1×1 taps read
+            groups = centre.unflatten(1, (M // P, P)).transpose(1, 2).flatten(3)  # (B, P, M/P, H'·W')
+            twice = torch.cat([groups, groups[:, :-1]], dim=1)  # residues 0, …, P−1, 0, …, P−2
+            others = twice[:, 1:].unfold(1, P - 1, 1).permute(0, 1, 4, 2, 3).flatten(2, 3)  # (B, P, (P−1)·M/P, H'·W')
+            ones = torch.stack([torch.bmm(self.weight_1x1, image) for image in others])  # (B, P, N/P, H'·W')
+            y = y + ones.view_as(y)
+        return y.unflatten(1, (P, N // P)).transpose(1, 2).flatten(1, 2)  # back to filter order j·P + r
+
+    def dense_weight(self):
+        """The equivalent dense N×M×K×K kernel (zeros where the layer has no tap), differentiable."""
+        M, N, K, P, c = self.in_channels, self.out_channels, self.kernel_size, self.P, self.kernel_size // 2
+        n = torch.arange(N, device=self.weight.device)
+        if self.impl == "grouped_sum":
+            dense = self.weight.new_zeros(N, P, M // P, K, K)  # channel g·M/P + m at [:, g, m]
+            dense[n, n // (N // P)] = self.weight  # filter n is in group n // (N/P)
+            dense = dense.view(N, M, K, K)
+            dense[:, :, c, c] += self.weight_1x1.view(N, M)  # 1×1 kernels are centre taps
+            return dense
+        dense = self.weight.new_zeros(N, M // P, P, K, K)  # channel m·P + q at [:, m, q]
+        by_filter = self.weight.unflatten(0, (P, N // P)).transpose(0, 1).flatten(0, 1)
+        dense[n, :, n % P] = by_filter
+        if P > 1:
+            ones = self.weight_1x1.unflatten(2, (P - 1, M // P)).transpose(0, 1).flatten(0, 1)  # (N, P−1, M/P)
+            residues = (n[:, None] % P + 1 + torch.arange(P - 1, device=n.device)) % P  # (N, P−1)
+            dense[n[:, None], :, residues, c, c] = ones
+        return dense.view(N, M, K, K)
+
+    def cost(self, D_out_h: int, D_out_w: int | None = None) -> costs.Cost:
+        """Eq. 4 (impl="exact") or hetcalc.cost.hetconv_grouped_sum, at a D_out_h × D_out_w output."""
+        spec = self.spec(D_out_h, D_out_w)
+        if self.impl == "exact":
+            return costs.hetconv(spec, self.P)
+        return costs.hetconv_grouped_sum(spec, self.P)
+
+
+class DwPwConv2d(_Costed):
+    """DWC+PWC (MobileNet): depthwise K×K conv M → M, then pointwise 1×1 conv M → N (Eq. 6).
+
+    No normalisation or activation in between: the two convolutions the cost model counts.
+    ``bias=True`` gives both convolutions a bias, as ``hetcalc.cost.dwc_pwc`` counts.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int | None = None, bias: bool = False):
+        super().__init__()
+        M, N, K, stride, padding = _checked(in_channels, out_channels, kernel_size, stride, padding)
+        self.in_channels, self.out_channels, self.kernel_size = M, N, K
+        self.stride, self.padding, self.has_bias = stride, padding, bias
+        self.depthwise = nn.Conv2d(M, M, K, stride, padding, groups=M, bias=bias)
+        self.pointwise = nn.Conv2d(M, N, 1, bias=bias)
+
+    def forward(self, x):
+        return self.pointwise(self.depthwise(x))
+
+    def cost(self, D_out_h: int, D_out_w: int | None = None) -> costs.Cost:
+        """Eq. 6 (hetcalc.cost.dwc_pwc) at a D_out_h × D_out_w output."""
+        return costs.dwc_pwc(self.spec(D_out_h, D_out_w))
+
+
+class GwPwConv2d(_Costed):
+    """GWC+PWC: groupwise K×K conv M → mid with G groups, then pointwise 1×1 conv mid → N (Eq. 10).
+
+    ``mid`` defaults to M (the paper's experiments). ``bias=True`` gives both convolutions a
+    bias, as ``hetcalc.cost.gwc_pwc`` counts. G must divide M and mid.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, groups: int, stride: int = 1,
+                 padding: int | None = None, bias: bool = False, mid_channels: int | None = None):
+        super().__init__()
+        M, N, K, stride, padding = _checked(in_channels, out_channels, kernel_size, stride, padding)
+        mid = M if mid_channels is None else positive_int("mid_channels", mid_channels)
+        G = dividing("groups", groups, M, "the input channels M")
+        G = dividing("groups", G, mid, "the groupwise output channels mid")
+        self.in_channels, self.out_channels, self.kernel_size, self.groups, self.mid_channels = M, N, K, G, mid
+        self.stride, self.padding, self.has_bias = stride, padding, bias
+        self.groupwise = nn.Conv2d(M, mid, K, stride, padding, groups=G, bias=bias)
+        self.pointwise = nn.Conv2d(mid, N, 1, bias=bias)
+
+    def forward(self, x):
+        return self.pointwise(self.groupwise(x))
+
+    def cost(self, D_out_h: int, D_out_w: int | None = None) -> costs.Cost:
+        """Eq. 10 (hetcalc.cost.gwc_pwc) at a D_out_h × D_out_w output."""
+        return costs.gwc_pwc(self.spec(D_out_h, D_out_w), self.groups, self.mid_channels)

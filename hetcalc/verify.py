@@ -1,0 +1,99 @@
+"""Symbolic counts (``hetcalc.cost``) against fvcore's trace of real layers, row by row.
+
+Like with like: fvcore counts multiply-accumulates and no bias additions, so a row compares
+``Cost.macs`` (not ``Cost.flops``) with fvcore's total, and ``Cost.params`` with fvcore's
+parameter count. Row sources are iterables of :class:`Case`; ``layer_grid`` is one, and more
+(models) can be added by yielding more cases.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+import torch
+
+from . import cost, fvcount
+from .cost import Cost
+from .layers import DwPwConv2d, GwPwConv2d, HetConv2d
+from .spec import ConvSpec, output_size
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row to check: how to build the module, its input shape and its symbolic cost."""
+
+    kind: str
+    config: dict
+    build: Callable[[], torch.nn.Module]
+    input_shape: tuple[int, ...]
+    symbolic: Cost
+
+
+def verify_module(kind: str, config, module, input_shape, symbolic: Cost) -> dict:
+    """Trace ``module`` (eval mode, no grad) on zeros of ``input_shape`` with fvcore; one row."""
+    module.eval()
+    macs, by_operator, ignored = fvcount.count(module, (torch.zeros(input_shape),))
+    params = fvcount.param_count(module)
+    return {
+        "kind": kind,
+        "config": config,
+        "symbolic_flops": int(symbolic.macs),
+        "fvcore_flops": macs,
+        "symbolic_params": int(symbolic.params),
+        "fvcore_params": params,
+        "match": macs == symbolic.macs and params == symbolic.params,
+        "ignored_ops": ignored,
+        "unexplained_ops": fvcount.unexplained(ignored),
+        "fvcore_by_operator": by_operator,
+    }
+
+
+def run(cases: Iterable[Case], progress: Callable[[Iterable], Iterable] | None = None) -> list[dict]:
+    """One row per case, in order; ``progress`` wraps the iteration (e.g. rich.progress.track)."""
+    cases = progress(cases) if progress else cases
+    return [verify_module(c.kind, c.config, c.build(), c.input_shape, c.symbolic) for c in cases]
+
+
+def failures(rows: list[dict]) -> list[dict]:
+    """Rows whose counts differ, or where fvcore skipped an operator that may multiply."""
+    return [r for r in rows if not r["match"] or r["unexplained_ops"]]
+
+
+def layer_cases(M: int, N: int, K: int, stride: int, D_in: int, bias: bool, P: int, G: int,
+                mid: int | None = None) -> Iterator[Case]:
+    """The five kinds for one layer shape: standard, HetConv (exact, grouped_sum), DWC+PWC, GWC+PWC."""
+    D = output_size(D_in, K, stride)
+    spec = ConvSpec(M=M, N=N, K=K, H=D, stride=stride, bias=bias)
+    shape = (1, M, D_in, D_in)
+    base = {"M": M, "N": N, "K": K, "stride": stride, "D_in": D_in, "D_out": D, "bias": bias}
+    yield Case("standard", base, lambda: torch.nn.Conv2d(M, N, K, stride, K // 2, bias=bias), shape,
+               cost.standard(spec))
+    yield Case("hetconv", {**base, "P": P}, lambda: HetConv2d(M, N, K, P, stride, bias=bias), shape,
+               cost.hetconv(spec, P))
+    yield Case("hetconv_grouped_sum", {**base, "P": P},
+               lambda: HetConv2d(M, N, K, P, stride, bias=bias, impl="grouped_sum"), shape,
+               cost.hetconv_grouped_sum(spec, P))
+    yield Case("dwc_pwc", base, lambda: DwPwConv2d(M, N, K, stride, bias=bias), shape, cost.dwc_pwc(spec))
+    yield Case("gwc_pwc", {**base, "G": G, "mid": mid or M},
+               lambda: GwPwConv2d(M, N, K, G, stride, bias=bias, mid_channels=mid), shape,
+               cost.gwc_pwc(spec, G, mid))
+
+
+def layer_grid(quick: bool = False) -> Iterator[Case]:
+    """Every kind over M, N ∈ {8, 16}, K ∈ {1, 3, 5, 7}, stride 1/2, D_in 8/15, bias off/on.
+
+    P (HetConv) runs over 2, 4, 8 and G (GWC+PWC) over 2, 4 with mid = M or 2M, in turn.
+    ``quick``: M = 8, N = 16 only, and D_in, bias in turn rather than in every combination.
+    """
+    shapes = [(8, 16)] if quick else [(8, 16), (16, 8)]
+    if quick:
+        grid = [(M, N, K, s, (8, 15)[i % 2], bool(i // 2 % 2))
+                for i, ((M, N), K, s) in enumerate(itertools.product(shapes, (1, 3, 5, 7), (1, 2)))]
+    else:
+        grid = list(itertools.product(shapes, (1, 3, 5, 7), (1, 2), (8, 15), (False, True)))
+        grid = [(M, N, K, s, D, b) for (M, N), K, s, D, b in grid]
+    for i, (M, N, K, s, D_in, bias) in enumerate(grid):
+        yield from layer_cases(M, N, K, s, D_in, bias, P=(2, 4, 8)[i % 3], G=(2, 4)[i // 2 % 2],
+                               mid=(None, 2 * M)[i // 3 % 2])

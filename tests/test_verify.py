@@ -1,0 +1,97 @@
+"""``hetcalc verify`` and its parts: rows, failures, fvcore's skipped operators, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import torch
+from click.testing import CliRunner
+
+from hetcalc import cost, verify
+from hetcalc.cli import cli
+from hetcalc.fvcount import FREE_OPS, count, unexplained
+from hetcalc.layers import HetConv2d
+from hetcalc.spec import ConvSpec
+
+KINDS = {"standard", "hetconv", "hetconv_grouped_sum", "dwc_pwc", "gwc_pwc"}
+
+
+def test_verify_module_worked_example():
+    # 3 → 4, 3×3, 5×5 output: 25 positions · 4 filters · 27 taps = 2700 MACs; 108 weights + 4 biases.
+    row = verify.verify_module("standard", {"M": 3}, torch.nn.Conv2d(3, 4, 3, padding=1, bias=True), (1, 3, 5, 5),
+                               cost.Cost(macs=2700, adds=100, params=112))
+    assert (row["fvcore_flops"], row["fvcore_params"], row["match"]) == (2700, 112, True)
+    assert row["ignored_ops"] == {} and row["unexplained_ops"] == []
+
+
+def test_a_mismatch_is_a_failure():
+    spec = ConvSpec(M=8, N=8, K=3, H=8)
+    wrong = verify.Case("hetconv", {}, lambda: HetConv2d(8, 8, 3, 4), (1, 8, 8, 8), cost.hetconv_grouped_sum(spec, 4))
+    right = verify.Case("hetconv", {}, lambda: HetConv2d(8, 8, 3, 4), (1, 8, 8, 8), cost.hetconv(spec, 4))
+    rows = verify.run([wrong, right])
+    assert [r["match"] for r in rows] == [False, True]
+    assert verify.failures(rows) == rows[:1]
+
+
+class Scaled(torch.nn.Module):
+    def forward(self, x):
+        return torch.relu(x) * 2
+
+
+def test_a_skipped_multiply_is_surfaced_and_fails_the_row():
+    _, _, ignored = count(Scaled(), (torch.zeros(1, 2, 3, 3),))
+    assert ignored == {"aten::relu": 1, "aten::mul": 1}
+    assert unexplained(ignored) == ["aten::mul"]
+    row = verify.verify_module("other", {}, Scaled(), (1, 2, 3, 3), cost.Cost(0))
+    assert row["match"] and verify.failures([row]) == [row]
+
+
+def test_every_operator_fvcore_skips_silently_is_explained():
+    from fvcore.nn.jit_analysis import _IGNORED_OPS
+
+    assert set(_IGNORED_OPS) <= set(FREE_OPS)
+    assert not {"aten::mul", "aten::div", "aten::mean", "aten::avg_pool2d", "aten::sigmoid"} & set(FREE_OPS)
+
+
+def test_grid_covers_every_kind_both_strides_bias_and_kernel_sizes():
+    cases = list(verify.layer_grid())
+    assert {c.kind for c in cases} == KINDS
+    assert {c.config["K"] for c in cases} == {1, 3, 5, 7}
+    assert {(c.config["stride"], c.config["bias"]) for c in cases} == {(1, False), (1, True), (2, False), (2, True)}
+    assert {c.config["P"] for c in cases if c.kind == "hetconv"} == {2, 4, 8}
+    quick = list(verify.layer_grid(quick=True))
+    assert len(quick) >= 40 and {c.kind for c in quick} == KINDS
+
+
+def test_cli_verify_json_all_rows_match():
+    result = CliRunner().invoke(cli, ["verify", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    rows = payload["rows"]
+    assert len(rows) >= 40 and {r["kind"] for r in rows} == KINDS
+    assert all(r["match"] and not r["unexplained_ops"] for r in rows) and payload["failures"] == 0
+    assert all(isinstance(r[key], int) for r in rows
+               for key in ("symbolic_flops", "fvcore_flops", "symbolic_params", "fvcore_params"))
+    assert "bias additions" in payload["unit"]
+    assert set(payload["ignored_reasons"]) >= {"aten::add", "aten::unfold"}
+
+
+def test_cli_verify_table_and_exit_1_on_mismatch(monkeypatch):
+    result = CliRunner().invoke(cli, ["verify", "--quick"])
+    assert result.exit_code == 0, result.output
+    assert "All 40 rows match" in result.stdout and "fvcore counts no bias additions" in result.stdout
+
+    spec = ConvSpec(M=4, N=4, K=3, H=4)
+    bad = verify.Case("hetconv", {"P": 2}, lambda: HetConv2d(4, 4, 3, 2), (1, 4, 4, 4), cost.standard(spec))
+    monkeypatch.setattr(verify, "layer_grid", lambda quick=False: iter([bad]))
+    result = CliRunner().invoke(cli, ["verify"])
+    assert result.exit_code == 1
+    assert "1 of 1 rows fail" in result.stdout
+
+
+def test_torch_is_not_imported_by_the_symbolic_core_or_the_cli():
+    code = ("import sys, hetcalc, hetcalc.cost, hetcalc.cli, hetcalc.cli.verify; "
+            "assert 'torch' not in sys.modules and 'fvcore' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
