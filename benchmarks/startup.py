@@ -1,4 +1,4 @@
-"""Wall time of the symbolic commands against importing torch (median of several runs).
+"""Wall time of the symbolic commands against torch import and the fvcore pipeline (median of runs).
 
     python benchmarks/startup.py [--runs 7]
 
@@ -36,6 +36,21 @@ def main() -> None:
     layer = wall(hetcalc + ["layer", "--M", "256", "--N", "256", "--K", "3", "--P", "8", "--json"], args.runs)
     print(f"hetcalc layer --M 256 --N 256 --K 3 --P 8     {layer * 1000:8.1f} ms"
           f"   ratio to torch import: {layer / torch_import:.3f} (goal <= 0.05)")
+    model = wall(hetcalc + ["model", "resnet50", "--dataset", "imagenet", "--P", "4", "--json"], args.runs)
+    fvcore = wall([py, "-c", FVCORE_PIPELINE], max(3, args.runs // 2))
+    print(f"hetcalc model resnet50 --dataset imagenet --P 4 --json {model * 1000:8.1f} ms")
+    print(f"fvcore pipeline, same model (import, build, trace)     {fvcore * 1000:8.1f} ms"
+          f"   ratio: {model / fvcore:.3f} (goal <= 0.05)")
+
+
+# What a user without hetcalc's symbolic model runs for the same answer.
+FVCORE_PIPELINE = """
+import torch
+from hetcalc.fvcount import count
+from hetcalc.zoo.torch_build import build_model
+model = build_model("resnet50", "imagenet", variant="hetconv", P=4).eval()
+count(model, (torch.zeros(1, 3, 224, 224),))
+"""
 
 
 if __name__ == "__main__":

@@ -110,12 +110,14 @@ def test_csv_refuses_a_missing_folder(tmp_path):
 def test_zoo_command():
     payload = as_json("zoo")
     names = [m["model"] for m in payload["models"]]
-    assert names[:2] == ["mobilenet", "resnet18"] and "resnet110" in names and payload["convention"] == "paper"
+    assert names[:2] == ["mobilenet", "resnet18"] and "resnet110" in names and payload["convention"] == "exact"
     resnet56 = next(m for m in payload["models"] if m["model"] == "resnet56")
     assert resnet56["dataset"] == "cifar10" and resnet56["input"] == [3, 32, 32]
-    assert resnet56["flops"] == 125_485_706  # MACs + the fc's 10 bias adds (no conv bias)
-    exact = as_json("zoo", "resnet5*", "--convention", "exact")
+    assert resnet56["flops"] == 125_485_696  # MACs only: conv + fc
+    exact = as_json("zoo", "resnet5*")  # exact by default: the real networks' parameter counts
     assert [(m["model"], m["params"]) for m in exact["models"]] == [("resnet50", 25_557_032), ("resnet56", 853_018)]
+    paper = as_json("zoo", "resnet56", "--convention", "paper")
+    assert paper["models"][0]["flops"] == 125_485_706  # MACs + the fc's 10 bias adds (no conv bias)
     assert "hetcalc model zoo" in run("zoo").output
 
 

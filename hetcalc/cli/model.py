@@ -10,10 +10,14 @@ from ..errors import InvalidInput
 from ..render import console, print_json, si, table
 from . import json_option
 
-convention_option = click.option(
-    "--convention", type=click.Choice(["paper", "exact"]), default="paper", show_default=True,
-    help="paper: MACs + bias adds, replaced layers scaled by their reduction (Table 1's rule); "
-         "exact: MACs only, params = every learnable parameter incl. BatchNorm.")
+def convention_option_with(default: str):
+    return click.option(
+        "--convention", type=click.Choice(["paper", "exact"]), default=default, show_default=True,
+        help="paper: MACs + bias adds, replaced layers scaled by their reduction (Table 1's rule); "
+             "exact: MACs only, params = every learnable parameter incl. BatchNorm.")
+
+
+convention_option = convention_option_with("paper")
 
 
 def variant_of(P, G, dwc) -> str:

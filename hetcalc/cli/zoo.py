@@ -6,12 +6,12 @@ import click
 
 from ..render import console, print_json, si, table
 from . import json_option
-from .model import convention_option
+from .model import convention_option_with
 
 
 @click.command()
 @click.argument("pattern", default="*")
-@convention_option
+@convention_option_with("exact")  # the real networks' parameters, as nn.Module.parameters() counts
 @json_option
 def zoo(pattern, convention, as_json):
     """List the zoo models matching PATTERN (shell-style, default all), as defined on their default dataset.
