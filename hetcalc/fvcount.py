@@ -54,14 +54,27 @@ FREE_OPS: dict[str, str] = {
 }
 
 
-def count(module, inputs) -> tuple[int, dict[str, int], dict[str, int]]:
+# fvcore handles that count arithmetic outside the exact convention (normalisation, pooling):
+# whole-model checks zero them, and say so. Neither carries convolution or linear MACs.
+NOT_MACS: dict[str, str] = {
+    "aten::batch_norm": "BatchNorm: a per-element scale and shift, left out of both conventions",
+    "aten::adaptive_avg_pool2d": "pooling: additions and one division per output, left out of both conventions",
+    "aten::avg_pool2d": "pooling: additions and one division per output, left out of both conventions",
+}
+
+
+def count(module, inputs, uncounted: tuple[str, ...] = ()) -> tuple[int, dict[str, int], dict[str, int]]:
     """fvcore's traced count of ``module(*inputs)``: (MACs, MACs by operator, skipped operator → times).
 
+    ``uncounted`` names handles (keys of ``NOT_MACS``) whose counts are zeroed. fvcore 0.1.5
+    keeps its default handle for an op set to None, so a handle returning 0 replaces it.
     Runs under ``torch.no_grad()``; put the module in eval mode first if that matters.
     """
     analysis = (FlopCountAnalysis(module, tuple(inputs))
                 .unsupported_ops_warnings(False)
                 .uncalled_modules_warnings(False))
+    for op in uncounted:
+        analysis.set_op_handle(op, lambda inputs, outputs: 0)
     analysis._ignored_ops = set()  # fvcore 0.1.5: its silent skip list; emptied, so every skip is reported
     with torch.no_grad():
         macs = analysis.total()

@@ -76,17 +76,23 @@ def test_cli_verify_json_all_rows_match():
                for key in ("symbolic_flops", "fvcore_flops", "symbolic_params", "fvcore_params"))
     assert "bias additions" in payload["unit"]
     assert set(payload["ignored_reasons"]) >= {"aten::add", "aten::unfold"}
+    models = [r for r in rows if "model" in r["config"]]
+    assert {r["config"]["model"] for r in models} == {"resnet56", "vgg16", "mobilenet"}
+    assert {r["kind"] for r in models} == {"standard", "hetconv", "dwc_pwc", "gwc_pwc"}
+    assert all(r["uncounted_handles"] == ["aten::batch_norm", "aten::adaptive_avg_pool2d", "aten::avg_pool2d"]
+               for r in models)
+    assert set(payload["zeroed_handles"]) == set(models[0]["uncounted_handles"])
 
 
 def test_cli_verify_table_and_exit_1_on_mismatch(monkeypatch):
-    result = CliRunner().invoke(cli, ["verify", "--quick"])
+    result = CliRunner().invoke(cli, ["verify", "--quick", "--no-models"])
     assert result.exit_code == 0, result.output
     assert "All 40 rows match" in result.stdout and "fvcore counts no bias additions" in result.stdout
 
     spec = ConvSpec(M=4, N=4, K=3, H=4)
     bad = verify.Case("hetconv", {"P": 2}, lambda: HetConv2d(4, 4, 3, 2), (1, 4, 4, 4), cost.standard(spec))
     monkeypatch.setattr(verify, "layer_grid", lambda quick=False: iter([bad]))
-    result = CliRunner().invoke(cli, ["verify"])
+    result = CliRunner().invoke(cli, ["verify", "--no-models"])
     assert result.exit_code == 1
     assert "1 of 1 rows fail" in result.stdout
 

@@ -31,22 +31,28 @@ def skipped_text(row) -> str:
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="Fewer rows (40): one layer shape, D_in and bias in turn.")
+@click.option("--quick", is_flag=True, help="Fewer rows: one layer shape, D_in and bias in turn; three models.")
+@click.option("--models/--no-models", default=True, show_default=True,
+              help="Also check zoo models (ResNet-56, VGG-16, MobileNet on CIFAR-10) against the exact convention.")
 @json_option
-def verify(quick, as_json):
-    """Check hetcalc's symbolic counts against fvcore's trace of real PyTorch layers.
+def verify(quick, models, as_json):
+    """Check hetcalc's symbolic counts against fvcore's trace of real PyTorch layers and models.
 
     Builds standard, HetConv (exact and grouped_sum), DWC+PWC and GWC+PWC layers over a grid of
-    M, N, K ∈ {1, 3, 5, 7}, P or G, stride 1/2, input size and bias, traces each (batch 1, eval
-    mode, no grad) and compares multiply-accumulates and parameters. Exit 1 on any mismatch, or
-    when fvcore skipped an operator that may carry multiply-accumulates.
+    M, N, K ∈ {1, 3, 5, 7}, P or G, stride 1/2, input size and bias, and zoo models in several
+    variants, traces each (batch 1, eval mode, no grad) and compares multiply-accumulates and
+    parameters. For models, fvcore's BatchNorm and pooling handles are zeroed: the exact
+    convention counts convolution and linear MACs only. Exit 1 on any mismatch, or when fvcore
+    skipped an operator that may carry multiply-accumulates.
     """
     from rich.progress import track
 
     from .. import verify as checks
-    from ..fvcount import FREE_OPS
+    from ..fvcount import FREE_OPS, NOT_MACS
 
     cases = list(checks.layer_grid(quick=quick))
+    if models:
+        cases += checks.model_cases(quick=quick)
     err = console(stderr=True)
     rows = checks.run(cases, progress=lambda it: track(it, description="tracing with fvcore", total=len(cases),
                                                         console=err, disable=not err.is_terminal, transient=True))
@@ -57,6 +63,7 @@ def verify(quick, as_json):
             skipped[op] = skipped.get(op, 0) + times
     if as_json:
         print_json({"unit": UNIT, "rows": rows, "failures": len(failed),
+                    "zeroed_handles": NOT_MACS if models else {},
                     "ignored_reasons": {op: FREE_OPS.get(op, "unexplained: may carry multiply-accumulates")
                                         for op in sorted(skipped)}})
     else:
@@ -73,6 +80,9 @@ def verify(quick, as_json):
                       for op, times in sorted(skipped.items())]
             out.print(table("Operators fvcore did not count", [("operator", "left"), ("times", "right"),
                                                                 ("why that costs no MACs", "left")], legend))
+        if models:
+            out.print("Model rows: fvcore handles zeroed (no convolution or linear MACs): "
+                      + "; ".join(f"{op} ({why})" for op, why in NOT_MACS.items()) + ".")
         if failed:
             out.print(f"[red]{len(failed)} of {len(rows)} rows fail[/red] (counts differ, or fvcore skipped an "
                       "operator that may carry multiply-accumulates).")

@@ -25,7 +25,7 @@ class SqueezeExcite(nn.Module):
         self.fc1, self.fc2 = nn.Linear(channels, channels // reduction), nn.Linear(channels // reduction, channels)
 
     def forward(self, x):
-        scale = torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3))))))
+        scale = torch.sigmoid(self.fc2(F.relu(self.fc1(F.adaptive_avg_pool2d(x, 1).flatten(1)))))
         return x * scale[:, :, None, None]
 
 
@@ -126,7 +126,7 @@ class ResNet(nn.Module):
         self.fc = nn.Linear(rest[-1].in_features, rest[-1].out_features, rest[-1].bias)
 
     def forward(self, x):
-        return self.fc(self.blocks(self.pool(self.stem(x))).mean((2, 3)))
+        return self.fc(F.adaptive_avg_pool2d(self.blocks(self.pool(self.stem(x))), 1).flatten(1))
 
 
 class MobileNet(nn.Module):
@@ -139,7 +139,7 @@ class MobileNet(nn.Module):
         self.fc = nn.Linear(fc.in_features, fc.out_features, fc.bias)
 
     def forward(self, x):
-        return self.fc(self.features(x).mean((2, 3)))
+        return self.fc(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
 
 
 FAMILIES = {"vgg": VGG, "resnet_cifar": ResNet, "resnet": ResNet, "mobilenet": MobileNet}
