@@ -11,10 +11,18 @@ class InvalidInput(ValueError):
         super().__init__(f"{option}: {message}")
 
 
-def divisors(n: int) -> list[int]:
-    """All positive divisors of ``n``, ascending."""
-    small = [d for d in range(1, int(n**0.5) + 1) if n % d == 0]
-    return sorted(set(small + [n // d for d in small]))
+def divisors(n: int, most: int = 12) -> list[int]:
+    """The smallest ``most`` positive divisors of ``n``, ascending, then ``n`` itself.
+
+    Trial division stops at 10⁵, so a huge ``n`` never stalls an error message.
+    """
+    found = []
+    for d in range(1, min(n, 10**5) + 1):
+        if n % d == 0:
+            found.append(d)
+            if len(found) == most:
+                break
+    return found if found[-1] == n else found + [n]
 
 
 def _listing(values: list[int], most: int = 12) -> str:
