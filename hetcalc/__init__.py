@@ -1,10 +1,25 @@
 """hetcalc: exact FLOPs and parameters of heterogeneous-kernel convolutions (HetConv, LHC).
 
 The symbolic core (``hetcalc.spec``, ``hetcalc.cost``, ``hetcalc.report``) imports no torch.
+``hetcalc.convert`` (and ``convert_gwc``, ``convert_dwc``; from ``hetcalc.conversion``) load torch on
+first use; ``hetcalc.trace.trace`` turns any nn.Module into a model spec.
 """
 
 from .cost import Cost
 from .spec import ConvSpec, output_size
 
 __version__ = "0.1.0"
-__all__ = ["Cost", "ConvSpec", "output_size", "__version__"]
+__all__ = ["Cost", "ConvSpec", "output_size", "__version__"]  # convert &c. stay lazy: not in *-imports
+
+_LAZY = ("convert", "convert_gwc", "convert_dwc")
+
+
+def __getattr__(name):
+    """``hetcalc.convert(model, p)`` without importing torch at ``import hetcalc``."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'hetcalc' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(".conversion", __name__), name)
+    globals()[name] = value
+    return value

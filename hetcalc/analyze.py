@@ -8,16 +8,17 @@ from fractions import Fraction
 from . import conventions
 from .cost import speedup as eq9_speedup
 from .errors import InvalidInput, dividing, positive_int
-from .zoo import Conv, ModelSpec, get_model
+from .zoo import Conv, Linear, ModelSpec, get_model
 
 VARIANTS = ("standard", "hetconv", "gwc_pwc", "dwc_pwc")
 
 
 def replaced(spec: ModelSpec) -> list[int]:
     """Indices of the layers a variant replaces: every convolution but the first, except 1×1 ones
-    (with K = 1 HetConv changes nothing, and a 1×1 conv has no K×K part to split)."""
+    (with K = 1 HetConv changes nothing, and a 1×1 conv has no K×K part to split) and those a
+    traced model marks ``fixed`` (grouped, dilated, non-square, …)."""
     convs = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Conv)]
-    return [i for i in convs[1:] if spec.layers[i].K > 1]
+    return [i for i in convs[1:] if spec.layers[i].K > 1 and not spec.layers[i].fixed]
 
 
 def parse_P(P):
@@ -92,17 +93,20 @@ def _layer_row(before, after, convention: str) -> dict:
     """One row of the per-layer table; counts stay exact (int or Fraction) here."""
     (flops_before, params_before), (flops_after, params_after) = (
         conventions.measure(before, convention), conventions.measure(after, convention))
-    conv = isinstance(after, Conv)
+    conv, linear = isinstance(after, Conv), isinstance(after, Linear)
+    kind = after.kind if conv else "linear" if linear else "other"
     return {
         "name": after.name,
-        "kind": after.kind if conv else "linear",
-        "kind_before": before.kind if conv else "linear",
+        "kind": kind,
+        "kind_before": before.kind if conv else kind,
         "changed": before != after,
-        "M": after.M if conv else after.in_features,
-        "N": after.N if conv else after.out_features,
+        "M": after.M if conv else after.in_features if linear else None,
+        "N": after.N if conv else after.out_features if linear else None,
         "K": after.K if conv else None,
         "stride": after.spec.stride if conv else None,
-        "D_out": after.spec.H if conv else 1,
+        "D_out": after.spec.H if conv else after.positions if linear else None,
+        "W_out": after.spec.W if conv else 1 if linear else None,
+        "note": after.fixed if conv else "",
         "P": after.P if conv else None,
         "G": after.G if conv else None,
         "se": after.se if conv else None,
@@ -118,7 +122,11 @@ COUNTS = ("flops_before", "flops_after", "params_before", "params_after")
 
 @dataclass
 class ModelReport:
-    """A model under a variant and a convention: totals, reductions against the unmodified model, layers."""
+    """A model under a variant and a convention: totals, reductions against the unmodified model, layers.
+
+    ``notes`` and ``macs_outside_layers`` come from a traced model's spec (see ``ModelSpec``);
+    a layer row's ``note`` says why a traced layer is never replaced.
+    """
 
     model: str
     dataset: str | None
@@ -136,6 +144,8 @@ class ModelReport:
     layers: list[dict] = field(repr=False)
     G: int | None = None
     se: int | None = None
+    notes: list[str] = field(default_factory=list)
+    macs_outside_layers: int | None = None
 
     def to_dict(self) -> dict:
         """The JSON object of ``hetcalc model --json``."""
@@ -169,6 +179,7 @@ def analyze(model, *, dataset=None, variant: str = "hetconv", P=None, G=None, se
         baseline_params=_number(base_params), flops_reduction_pct=_percent_saved(flops, base_flops),
         params_reduction_pct=_percent_saved(params, base_params), speedup=eq9_speedup(flops / base_flops),
         layers=rows, G=G if variant == "gwc_pwc" else None, se=se,
+        notes=list(spec.notes), macs_outside_layers=spec.macs_outside_layers,
     )
 
 

@@ -51,8 +51,41 @@ def write_csv(report, path: str) -> None:
             os.remove(partial)
 
 
+def traced(module, input_size, device):
+    """The ModelSpec of a user's model (``--module``): torch is imported here, only when asked for."""
+    from ..trace import load_factory, trace_factory
+
+    factory = load_factory(module)
+    if not input_size:
+        raise InvalidInput("--input-size",
+                           "is required with --module: give the input as C H W, e.g. --input-size 3 224 224")
+    return trace_factory(factory, input_size, name=module, device=device)
+
+
+def model_source(name, module, input_size, dataset, device):
+    """What to count: zoo model NAME or ``--module``, exactly one."""
+    if (name is None) == (module is None):
+        raise InvalidInput("MODEL", "give a zoo model NAME or --module PKG.MOD:FACTORY (or path/to/file.py:FACTORY)"
+                           + (", not both" if name else ""))
+    if name is not None:
+        for option, given in (("--input-size", input_size), ("--device", device != "meta")):
+            if given:
+                raise InvalidInput(option, f"applies to --module only; zoo model {name} has its own input")
+        return name
+    if dataset is not None:
+        raise InvalidInput("--dataset", "applies to zoo models only, not to --module")
+    return traced(module, input_size, device)
+
+
 @click.command()
-@click.argument("name")
+@click.argument("name", required=False)
+@click.option("--module", default=None, metavar="PKG.MOD:FACTORY",
+              help="Count your own nn.Module instead: FACTORY() builds it (or path/to/file.py:FACTORY); "
+                   "needs --input-size.")
+@click.option("--input-size", type=int, nargs=3, default=None, metavar="C H W",
+              help="With --module: the input of one image, e.g. 3 224 224.")
+@click.option("--device", type=click.Choice(["meta", "cpu"]), default="meta", show_default=True,
+              help="With --module: build on meta (no weights, no compute) or on cpu (for LHC masks' kept taps).")
 @click.option("--dataset", default=None, help="cifar10 or imagenet  [default: the model's own; see 'hetcalc zoo'].")
 @click.option("--P", "P", default=None,
               help="HetConv part P: a number, C for P = M in each layer (the paper's PC), or one P per "
@@ -63,20 +96,28 @@ def write_csv(report, path: str) -> None:
 @convention_option
 @click.option("--csv", "csv_path", default=None, metavar="FILE", help="Also write the per-layer table to FILE (CSV).")
 @json_option
-def model(name, dataset, P, G, dwc, se, convention, csv_path, as_json):
-    """FLOPs and parameters of zoo model NAME with its convolutions replaced, layer by layer.
+def model(name, module, input_size, device, dataset, P, G, dwc, se, convention, csv_path, as_json):
+    """FLOPs and parameters of zoo model NAME (or --module) with its convolutions replaced, layer by layer.
 
     \b
     Example:  hetcalc model vgg16 --P 4
               hetcalc model resnet50 --dataset imagenet --P 4 --json
+              hetcalc model --module torchvision.models:resnet18 --input-size 3 224 224 --P 4
+              hetcalc model --module ./net.py:make_net --input-size 3 32 32 --dwc
     Every convolution but the first is replaced, except 1×1 ones (with K = 1 HetConv changes
     nothing); MobileNet's depthwise + pointwise pairs each become one layer M → N. Without
     --P, --gwc or --dwc the model is counted as it is. Reductions and speedup (Eq. 9) are
     against the unmodified model, counted the same way.
+
+    With --module, the model is built on the meta device and traced through one forward pass:
+    nn.Conv2d, nn.Linear and hetcalc's layers are recorded; grouped, dilated or non-square
+    convolutions are counted exactly and left as they are (the table says why); other
+    parameters are one more row; MACs of operations outside these layers are reported, not added.
     """
     from ..analyze import analyze
 
-    report = analyze(name, dataset=dataset, variant=variant_of(P, G, dwc), P=P, G=G, se=se, convention=convention)
+    source = model_source(name, module, input_size, dataset, device)
+    report = analyze(source, dataset=dataset, variant=variant_of(P, G, dwc), P=P, G=G, se=se, convention=convention)
     if csv_path:
         write_csv(report, csv_path)
     if as_json:
@@ -87,7 +128,8 @@ def model(name, dataset, P, G, dwc, se, convention, csv_path, as_json):
 
 def render(report) -> None:
     C, H, W = report.input
-    title = f"{report.model} ({report.dataset}, input {C}×{H}×{W}): {variant_label(report)}"
+    context = f"{report.dataset}, input" if report.dataset else "input"
+    title = f"{report.model} ({context} {C}×{H}×{W}): {variant_label(report)}"
     columns = [("layer", "left"), ("kind", "left"), ("M → N", "right"), ("K", "right"), ("stride", "right"),
                ("D_o", "right"), ("P/G", "right"), ("FLOPs before", "right"), ("FLOPs after", "right"),
                ("params before", "right"), ("params after", "right")]
@@ -95,9 +137,11 @@ def render(report) -> None:
     for r in report.layers:
         setting = r["P"] or r["G"] or ""
         kind = r["kind"] if r["kind"] == r["kind_before"] else f"{r['kind_before']} → {r['kind']}"
-        body.append([r["name"], kind + (f" + SE/{r['se']}" if r["se"] else ""), f"{r['M']} → {r['N']}",
-                     r["K"] or "", r["stride"] or "", r["D_out"], setting, si(r["flops_before"]), si(r["flops_after"]),
-                     si(r["params_before"]), si(r["params_after"])])
+        size = r["D_out"] if r["W_out"] == r["D_out"] else f"{r['D_out']}×{r['W_out']}"
+        channels = f"{r['M']} → {r['N']}" if r["M"] is not None else ""
+        body.append([r["name"], kind + (f" + SE/{r['se']}" if r["se"] else ""), channels, r["K"] or "",
+                     r["stride"] or "", "" if size is None else size, setting, si(r["flops_before"]),
+                     si(r["flops_after"]), si(r["params_before"]), si(r["params_after"])])
     t = table(title, columns, body, caption=f"convention: {report.convention} — {conventions_unit(report)}")
     t.show_footer = True
     for column, value in zip(t.columns, ["total", "", "", "", "", "", "", si(report.baseline_flops),
@@ -109,6 +153,14 @@ def render(report) -> None:
               f"{report.flops_reduction_pct:.2f} % fewer, speedup {report.speedup:.2f}× (Eq. 9); "
               f"params {si(report.params, 4)} (baseline {si(report.baseline_params, 4)}): "
               f"{report.params_reduction_pct:.2f} % fewer. Convention: {report.convention}.")
+    unchanged = {}  # traced models: why layers stay as they are, grouped by reason
+    for r in report.layers:
+        if r["note"]:
+            unchanged.setdefault(r["note"], []).append(r["name"])
+    for reason, names in unchanged.items():
+        out.print(f"Left as they are ({reason}): {', '.join(names)}", markup=False)
+    for note in report.notes:
+        out.print(note if note.startswith("Warning:") else f"Note: {note}", markup=False)
 
 
 def conventions_unit(report) -> str:

@@ -16,7 +16,7 @@ from ..cost import Cost
 from ..errors import InvalidInput
 from ..spec import ConvSpec, output_size
 
-KINDS = ("standard", "hetconv", "dwc_pwc", "gwc_pwc")
+KINDS = ("standard", "hetconv", "dwc_pwc", "gwc_pwc", "hetconv_grouped_sum", "grouped", "masked")
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,11 @@ class Conv:
     MobileNet block) or gwc_pwc (``G`` groups M → M, then pointwise M → N). ``norm`` lists the
     BatchNorm channels after each stage (MobileNet's block: (M, N)); ``se`` the reduction of a
     Squeeze-and-Excitation block on the output, if any.
+
+    Traced models (``hetcalc.trace``) add: kind hetconv_grouped_sum, grouped (``G`` groups, e.g.
+    depthwise) and masked (an LHC mask); ``mid``, gwc_pwc's groupwise output channels (None: M);
+    ``taps``, the kept weights where they are not the full bank (a mask's kept taps, a non-square
+    kernel's weights: costed by ``cost.masked``); ``fixed``, why no variant replaces the layer.
     """
 
     name: str
@@ -38,6 +43,9 @@ class Conv:
     G: int | None = None
     norm: tuple[int, ...] = ()
     se: int | None = None
+    mid: int | None = None
+    taps: int | None = None
+    fixed: str = ""
 
     @property
     def M(self) -> int:
@@ -52,11 +60,19 @@ class Conv:
         return self.spec.K
 
     def standard(self) -> Cost:
-        """The standard convolution M → N, K×K in this place (Eq. 1)."""
+        """The standard convolution M → N, K×K in this place (Eq. 1), which a layer's reduction is
+        measured against; a grouped or non-square layer (never replaced) is measured against itself,
+        a masked one against its dense filter bank."""
+        if self.kind == "masked":
+            return cost.grouped(self.spec, self.G or 1)
+        if self.kind == "grouped" or self.taps is not None:
+            return self.conv()
         return cost.standard(self.spec)
 
     def conv(self) -> Cost:
-        """The convolution(s) as built: Eq. 1, Eqs. 2–4, Eq. 6 or Eq. 10."""
+        """The convolution(s) as built: Eq. 1, Eqs. 2–4, Eq. 6, Eq. 10, a grouped conv or kept taps."""
+        if self.taps is not None:
+            return cost.masked(self.taps, self.spec.positions, self.N, self.spec.bias)
         if self.kind == "standard":
             return cost.standard(self.spec)
         if self.kind == "hetconv":
@@ -64,7 +80,11 @@ class Conv:
         if self.kind == "dwc_pwc":
             return cost.dwc_pwc(self.spec)
         if self.kind == "gwc_pwc":
-            return cost.gwc_pwc(self.spec, self.G)
+            return cost.gwc_pwc(self.spec, self.G, self.mid)
+        if self.kind == "hetconv_grouped_sum":
+            return cost.hetconv_grouped_sum(self.spec, self.P)
+        if self.kind == "grouped":
+            return cost.grouped(self.spec, self.G)
         raise InvalidInput("kind", f"unknown convolution kind {self.kind!r}; known: {', '.join(KINDS)}")
 
     def se_cost(self) -> Cost:
@@ -79,16 +99,44 @@ class Conv:
 
 @dataclass(frozen=True)
 class Linear:
-    """A fully connected layer ``in_features`` → ``out_features``; ``norm``: BatchNorm1d channels after it."""
+    """A fully connected layer ``in_features`` → ``out_features``; ``norm``: BatchNorm1d channels after it.
+
+    ``positions``: the vectors it is applied to (tokens of a sequence; 1 for a classifier), costed
+    as the 1×1 convolution over that many positions.
+    """
 
     name: str
     in_features: int
     out_features: int
     bias: bool = True
     norm: tuple[int, ...] = ()
+    positions: int = 1
 
     def conv(self) -> Cost:
-        return cost.linear(self.in_features, self.out_features, self.bias)
+        if self.positions == 1:
+            return cost.linear(self.in_features, self.out_features, self.bias)
+        return cost.standard(ConvSpec(M=self.in_features, N=self.out_features, K=1, H=self.positions, W=1,
+                                      bias=self.bias))
+
+    def se_cost(self) -> Cost:
+        return cost.ZERO
+
+    def norm_cost(self) -> Cost:
+        return sum((cost.batchnorm(c) for c in self.norm), cost.ZERO)
+
+
+@dataclass(frozen=True)
+class Other:
+    """Learnable parameters outside every recorded layer (BatchNorm, LayerNorm, embeddings, …) of a
+    traced model: no multiply-accumulates, never replaced. ``norm``: the BatchNorm channels among
+    them (left out under the paper convention, as in the zoo); ``params``: all the others."""
+
+    name: str
+    params: int
+    norm: tuple[int, ...] = ()
+
+    def conv(self) -> Cost:
+        return Cost(0, 0, self.params)
 
     def se_cost(self) -> Cost:
         return cost.ZERO
@@ -102,13 +150,19 @@ class ModelSpec:
     """A network: its input (C, H, W) and its layer records in order.
 
     ``family`` names the torch wiring in ``hetcalc.zoo.torch_build`` (None for a traced model).
+    A traced model also carries ``notes`` (sentences for the reader: layers whose count needs a
+    remark; the one on ``macs_outside_layers`` begins "Warning:") and ``macs_outside_layers``, the
+    multiply-accumulates torch counted in operations outside the recorded layers (functional
+    matmuls, attention), which are not in the totals.
     """
 
     name: str
     input: tuple[int, int, int]
-    layers: tuple[Conv | Linear, ...]
+    layers: tuple[Conv | Linear | Other, ...]
     dataset: str | None = None
     family: str | None = None
+    notes: tuple[str, ...] = ()
+    macs_outside_layers: int | None = None
 
     def convs(self) -> list[Conv]:
         return [layer for layer in self.layers if isinstance(layer, Conv)]
