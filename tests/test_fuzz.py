@@ -38,7 +38,10 @@ COMMANDS = {
     "plot model": (["plot", "model"], {"--P": NUMBERS, "--gwc": NUMBERS, "--dwc": None, "--dataset": DATASETS,
                                        "--out": None}),
     "mask": (["mask"], {"--D": NUMBERS, "--bias": None}),
+    "model --module": (["model"], {"--module": None, "--input-size": None, "--P": NUMBERS, "--dwc": None}),
 }
+MODULE_SPECS = ["net.py:make", "net.py:boom", "net.py:nothing", "net.py:number", "missing.py:make", "nocolon",
+                "no_such_package.mod:make", "os:getcwd", ":", "net.py:"]
 
 
 @st.composite
@@ -54,7 +57,11 @@ def invocation(draw, tmp):
         argv.append(draw(st.sampled_from([os.path.join(tmp, f) for f in ("ok.npy", "bad.npy", "text.npy", "missing.npy")])))
     for option in draw(st.lists(st.sampled_from(sorted(options)), max_size=5)):
         argv.append(option)
-        if option == "--out":
+        if option == "--module":
+            argv.append(draw(st.sampled_from([os.path.join(tmp, m) if ".py" in m else m for m in MODULE_SPECS])))
+        elif option == "--input-size":
+            argv += [draw(st.one_of(VALID, HOSTILE)) for _ in range(draw(st.sampled_from([3, 3, 3, 2])))]
+        elif option == "--out":
             argv.append(draw(st.sampled_from([os.path.join(tmp, f) for f in ("f.png", "f.svg", "f.pdf", "f.txt", "f",
                                                                             "no/such/dir/f.png")])))
         elif options[option] is not None:
@@ -72,6 +79,12 @@ def files(tmp_path_factory):
     np.save(tmp / "ok.npy", np.ones((4, 4, 3, 3), bool))
     np.save(tmp / "bad.npy", np.arange(6.0))
     (tmp / "text.npy").write_text("not an array")
+    (tmp / "net.py").write_text(
+        "from torch import nn\n"
+        "def make():\n    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3), nn.Flatten())\n"
+        "def boom():\n    raise RuntimeError('boom')\n"
+        "number = 3\n"
+        "def nothing():\n    return None\n")
     return str(tmp)
 
 
