@@ -6,6 +6,9 @@ The standard convolution is ``torch.nn.Conv2d``. The others:
   it runs exactly Eq. 4's multiply-accumulates and stores only the kept taps.
 - ``HetConv2d(impl="grouped_sum")``: the common public variant, a grouped K×K conv plus a full
   1×1 conv, summed (``hetcalc.cost.hetconv_grouped_sum``, reduction 1/P + 1/K², not Eq. 5).
+- ``HetConv2d(impl="fast")``: the paper's shifted HetConv in grouped_sum's layout (one grouped
+  K×K conv over the residue classes plus one dense 1×1 matmul, summed in place), at
+  grouped_sum's multiply-accumulates (``hetcalc.cost.hetconv_grouped_sum``).
 - ``DwPwConv2d``: depthwise K×K then pointwise 1×1 (DWC+PWC, Eq. 6).
 - ``GwPwConv2d``: groupwise K×K (G groups) then pointwise 1×1 (GWC+PWC, Eq. 10).
 
@@ -24,7 +27,7 @@ from . import cost as costs
 from .errors import InvalidInput, dividing, positive_int
 from .spec import ConvSpec
 
-IMPLS = ("exact", "grouped_sum")
+IMPLS = ("exact", "grouped_sum", "fast")
 
 
 def _checked(M, N, K, stride, padding) -> tuple[int, int, int, int, int]:
@@ -67,7 +70,16 @@ class HetConv2d(_Costed):
     function class (a 1×1 weight on a channel that has a K×K kernel folds into its centre tap),
     M/P more 1×1 taps per filter, and contiguous groups rather than the shifted pattern.
 
-    ``dense_weight()`` is the equivalent N×M×K×K kernel of either: ``F.conv2d(x,
+    ``impl="fast"``: the shifted pattern of ``exact`` in grouped_sum's layout. ``weight`` is laid
+    out as in ``exact``; ``weight_1x1`` (N, M) is a dense 1×1 kernel over every channel (filter n,
+    channel c at [n, c]). The forward copies the input once with its channels by residue (so the
+    residue classes are contiguous groups), runs one grouped K×K conv and one batched matmul for
+    the 1×1 kernels (``bmm``, filters in order), and adds the conv's output into the matmul's in
+    place, reading it back to filter order as a strided view. Function class: the paper's HetConv
+    exactly (a 1×1 weight on a channel that has a K×K kernel folds into its centre tap), support
+    the shifted pattern, at grouped_sum's N·(M·K²/P + M) weights and MACs per output position.
+
+    ``dense_weight()`` is the equivalent N×M×K×K kernel of any impl: ``F.conv2d(x,
     layer.dense_weight(), layer.bias, stride, padding)`` equals ``layer(x)``. K must be odd (the
     1×1 kernel is the centre tap); P must divide M and N.
     """
@@ -90,7 +102,7 @@ class HetConv2d(_Costed):
             self.weight_1x1 = nn.Parameter(torch.empty(P, N // P, (P - 1) * (M // P))) if P > 1 else None
         else:
             fan_in = M // P * K * K + M
-            self.weight_1x1 = nn.Parameter(torch.empty(N, M, 1, 1))
+            self.weight_1x1 = nn.Parameter(torch.empty(N, M, 1, 1) if impl == "grouped_sum" else torch.empty(N, M))
         self.bias = nn.Parameter(torch.empty(N)) if bias else None
         for parameter in self.parameters():
             _uniform(parameter, fan_in)
@@ -105,7 +117,18 @@ class HetConv2d(_Costed):
         return F.pad(x, (shift,) * 4) if shift else x  # a negative shift crops
 
     def forward(self, x):
-        return self._exact(x) if self.impl == "exact" else self._grouped_sum(x)
+        return {"exact": self._exact, "grouped_sum": self._grouped_sum, "fast": self._fast}[self.impl](x)
+
+    def _fast(self, x):
+        M, N, P, s = self.in_channels, self.out_channels, self.P, self.stride
+        by_residue = x.unflatten(1, (M // P, P)).transpose(1, 2).flatten(1, 2)  # one copy, as in _exact
+        bias = None if self.bias is None else self.bias.view(N // P, P).t().flatten()
+        y = F.conv2d(by_residue, self.weight, bias, s, self.padding, groups=P)  # filters in residue order
+        del by_residue  # freed before the matmul allocates: one activation less at peak
+        centre = self._centre(x)[:, :, ::s, ::s].flatten(2)  # (B, M, H'·W'): what the 1×1 taps read
+        out = torch.bmm(self.weight_1x1.expand(len(x), N, M), centre)  # (B, N, H'·W'), filter order
+        out.unflatten(1, (N // P, P)).add_(y.flatten(2).unflatten(1, (P, N // P)).transpose(1, 2))
+        return out.view(len(x), N, *y.shape[2:])
 
     def _grouped_sum(self, x):
         y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, groups=self.P)
@@ -129,23 +152,33 @@ class HetConv2d(_Costed):
         """The equivalent dense N×M×K×K kernel (zeros where the layer has no tap), differentiable."""
         M, N, K, P, c = self.in_channels, self.out_channels, self.kernel_size, self.P, self.kernel_size // 2
         n = torch.arange(N, device=self.weight.device)
+        if self.impl == "fast":
+            dense = self._shifted_full()
+            dense[:, :, c, c] += self.weight_1x1
+            return dense
         if self.impl == "grouped_sum":
             dense = self.weight.new_zeros(N, P, M // P, K, K)  # channel g·M/P + m at [:, g, m]
             dense[n, n // (N // P)] = self.weight  # filter n is in group n // (N/P)
             dense = dense.view(N, M, K, K)
             dense[:, :, c, c] += self.weight_1x1.view(N, M)  # 1×1 kernels are centre taps
             return dense
-        dense = self.weight.new_zeros(N, M // P, P, K, K)  # channel m·P + q at [:, m, q]
-        by_filter = self.weight.unflatten(0, (P, N // P)).transpose(0, 1).flatten(0, 1)
-        dense[n, :, n % P] = by_filter
+        dense = self._shifted_full().view(N, M // P, P, K, K)  # channel m·P + q at [:, m, q]
         if P > 1:
             ones = self.weight_1x1.unflatten(2, (P - 1, M // P)).transpose(0, 1).flatten(0, 1)  # (N, P−1, M/P)
             residues = (n[:, None] % P + 1 + torch.arange(P - 1, device=n.device)) % P  # (N, P−1)
             dense[n[:, None], :, residues, c, c] = ones
         return dense.view(N, M, K, K)
 
+    def _shifted_full(self):
+        """The dense N×M×K×K kernel of ``weight`` alone: filter n's K×K kernels on the channels c ≡ n (mod P)."""
+        M, N, K, P = self.in_channels, self.out_channels, self.kernel_size, self.P
+        n = torch.arange(N, device=self.weight.device)
+        dense = self.weight.new_zeros(N, M // P, P, K, K)  # channel m·P + q at [:, m, q]
+        dense[n, :, n % P] = self.weight.unflatten(0, (P, N // P)).transpose(0, 1).flatten(0, 1)
+        return dense.view(N, M, K, K)
+
     def cost(self, D_out_h: int, D_out_w: int | None = None) -> costs.Cost:
-        """Eq. 4 (impl="exact") or hetcalc.cost.hetconv_grouped_sum, at a D_out_h × D_out_w output."""
+        """Eq. 4 (impl="exact") or hetcalc.cost.hetconv_grouped_sum (grouped_sum, fast), at D_out_h × D_out_w."""
         spec = self.spec(D_out_h, D_out_w)
         if self.impl == "exact":
             return costs.hetconv(spec, self.P)

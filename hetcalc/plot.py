@@ -78,7 +78,8 @@ def measured_series(payload) -> list[dict]:
     """Measured points from ``hetcalc bench --json``: one ``measured`` series per impl.
 
     ``payload`` is ``{"rows": [{"impl": str, "P": int, "speedup": float, ...}, ...]}``;
-    rows of the ``standard`` implementation (the baseline, speedup 1) are left out.
+    rows of the ``standard`` implementation (the baseline, speedup 1) are left out; rows with a
+    ``device`` other than ``cpu`` form their own series, named "impl (device)".
     """
     rows = payload.get("rows") if isinstance(payload, dict) else None
     if not isinstance(rows, list):
@@ -96,6 +97,8 @@ def measured_series(payload) -> list[dict]:
             raise InvalidInput("--measured", f"rows[{i}].speedup must be a positive number, got {value!r}")
         if impl == "standard":
             continue
+        if row.get("device") not in (None, "cpu"):  # hetcalc bench times the GPU too when there is one
+            impl = f"{impl} ({row['device']})"
         entry = by_impl.setdefault(impl, {"kind": "measured", "impl": impl, "P": [], "speedup": []})
         entry["P"].append(P)
         entry["speedup"].append(float(value))
@@ -175,7 +178,7 @@ def figure5(series: list[dict]):
     def colour(s):
         return _KIND_COLOUR[s["kind"]] if single else f"C{Ks.index(s['K']) % 10}"
 
-    fig = Figure(figsize=(8, 5.2) if single else (8.5, 6.2), layout="constrained")
+    fig = Figure(figsize=((11 if measured else 8), 5.2) if single else (8.5, 6.2), layout="constrained")
     ax = fig.add_subplot()
     ax.set_xscale("log", base=2)
     P_max = max([p for s in series for p in s["P"]] or [1])
@@ -214,7 +217,9 @@ def figure5(series: list[dict]):
     ax.set_xlabel("P  (each filter has M/P kernels of K×K and M − M/P of 1×1; log₂ scale)")
     ax.set_ylabel("Speedup over standard convolution (×)")
     ax.set_title("HetConv speedup over standard convolution (paper's Figure 5, Eq. 9)")
-    if single:
+    if single and measured:  # measured points fill the lower right: the legend goes beside the axes
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=9)
+    elif single:
         ax.legend(loc="lower right", fontsize=9, framealpha=0.95)
     else:
         kinds = list(dict.fromkeys(s["kind"] for s in theory))

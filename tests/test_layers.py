@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 from hetcalc import cost
 from hetcalc.errors import InvalidInput
-from hetcalc.fvcount import count, param_count
+from hetcalc.fvcount import count, param_count, unexplained
 from hetcalc.layers import DwPwConv2d, GwPwConv2d, HetConv2d
 from hetcalc.spec import ConvSpec, output_size
 
@@ -26,12 +26,13 @@ def traced(module, M, D_in):
 
 # One worked example per kind, by hand: M = 8, N = 16, K = 3, D_o = 8 (64 positions).
 # HetConv P=4: 64·16·(8·9/4 + 8 − 8/4) = 64·16·24 = 24576 MACs; params 16·24 + 16 bias = 400.
-# grouped_sum P=4: 64·16·(8·9/4 + 8) = 26624; params 16·26 + 16 = 432.
+# grouped_sum P=4: 64·16·(8·9/4 + 8) = 26624; params 16·26 + 16 = 432. fast: the same layout, shifted.
 # DWC+PWC: 64·8·9 + 64·8·16 = 4608 + 8192 = 12800; params 72 + 128 + 8 + 16 bias = 224.
 # GWC+PWC G=2, mid 8: 64·8·(8/2·9) + 64·16·8 = 18432 + 8192 = 26624; params 288 + 128 = 416.
 @pytest.mark.parametrize("module, macs, params", [
     (lambda: HetConv2d(8, 16, 3, 4, bias=True), 24576, 400),
     (lambda: HetConv2d(8, 16, 3, 4, bias=True, impl="grouped_sum"), 26624, 432),
+    (lambda: HetConv2d(8, 16, 3, 4, bias=True, impl="fast"), 26624, 432),
     (lambda: DwPwConv2d(8, 16, 3, bias=True), 12800, 224),
     (lambda: GwPwConv2d(8, 16, 3, 2), 26624, 416),
 ])
@@ -65,6 +66,7 @@ def test_fvcore_equals_symbolic_for_every_kind(c):
         (torch.nn.Conv2d(M, N, K, s, K // 2, bias=bias), cost.standard(spec)),
         (HetConv2d(M, N, K, P, s, bias=bias), cost.hetconv(spec, P)),
         (HetConv2d(M, N, K, P, s, bias=bias, impl="grouped_sum"), cost.hetconv_grouped_sum(spec, P)),
+        (HetConv2d(M, N, K, P, s, bias=bias, impl="fast"), cost.hetconv_grouped_sum(spec, P)),
         (DwPwConv2d(M, N, K, s, bias=bias), cost.dwc_pwc(spec)),
         (GwPwConv2d(M, N, K, P, s, bias=bias, mid_channels=mid), cost.gwc_pwc(spec, P, mid)),
     ]
@@ -100,7 +102,7 @@ def grouped_mask(M, N, K, P):
 layer_configs = st.integers(0, 2).flatmap(lambda e: st.tuples(
     st.integers(1, 3).map(lambda a: a * 2**e), st.integers(1, 3).map(lambda b: b * 2**e),
     st.sampled_from([1, 3, 5]), st.just(2**e), st.sampled_from([1, 2]), st.integers(0, 3), st.booleans(),
-    st.sampled_from(["exact", "grouped_sum"])))
+    st.sampled_from(["exact", "grouped_sum", "fast"])))
 
 
 @SETTINGS
@@ -111,6 +113,8 @@ def test_layer_equals_conv2d_with_its_dense_weight(c):
     x = torch.randn(2, M, 7, 6, dtype=torch.double)
     expected = F.conv2d(x, layer.dense_weight(), layer.bias, stride=s, padding=padding)
     torch.testing.assert_close(layer(x), expected, atol=1e-10, rtol=1e-10)
+    with torch.inference_mode():  # as benchmarked
+        torch.testing.assert_close(layer(x), expected, atol=1e-10, rtol=1e-10)
 
 
 @SETTINGS
@@ -118,13 +122,14 @@ def test_layer_equals_conv2d_with_its_dense_weight(c):
 def test_dense_weight_support_is_the_pattern_and_parameters_are_the_kept_taps(c):
     M, N, K, P, _, _, bias, impl = c
     layer = HetConv2d(M, N, K, P, bias=bias, impl=impl)
-    pattern = (shifted_mask if impl == "exact" else grouped_mask)(M, N, K, P)
+    pattern = (grouped_mask if impl == "grouped_sum" else shifted_mask)(M, N, K, P)
     assert torch.equal(layer.dense_weight() != 0, pattern)
     params = sum(p.numel() for p in layer.parameters())
     if impl == "exact":
         assert params == N * (M * K * K // P + M - M // P) + (N if bias else 0) == int(pattern.sum()) + N * bias
     else:  # M/P extra 1×1 taps per filter that fold into centre taps
         assert params == N * (M * K * K // P + M) + (N if bias else 0)
+        assert sum(p.numel() for p in HetConv2d(M, N, K, P, bias=bias, impl="fast").parameters()) == params
 
 
 def test_padding_default_is_half_the_kernel_and_p1_is_a_standard_conv():
@@ -154,6 +159,11 @@ def test_gradients_reach_every_kept_tap_and_only_those(c):
         mask = shifted_mask(M, N, K, P)
         assert torch.equal(placed != 0, mask)
         torch.testing.assert_close(placed, dense.grad * mask)
+    elif impl == "fast":  # as grouped_sum, the centre tap of a K×K kernel holds two weights
+        twice = shifted_mask(M, N, K, P).double()
+        own = (torch.arange(M)[None, :] - torch.arange(N)[:, None]) % P == 0  # the K×K kernels' channels
+        twice[:, :, K // 2, K // 2] += own
+        torch.testing.assert_close(placed, dense.grad * twice)
     else:  # the in-group centre tap holds two weights; each gets that tap's dense gradient
         n = torch.arange(N)
         in_group = dense.grad.view(N, P, M // P, K, K)[n, n // (N // P)]
@@ -188,3 +198,34 @@ def test_bad_arguments_raise_invalid_input(build, option):
 def test_bad_p_message_lists_valid_values():
     with pytest.raises(InvalidInput, match=r"P: 3 does not divide the input channels M \(8\); valid values: 1, 2, 4, 8"):
         HetConv2d(8, 8, 3, 3)
+
+
+@pytest.mark.parametrize("P", [1, 4])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_fast_takes_any_memory_format(memory_format, P):
+    layer = HetConv2d(16, 8, 3, P, bias=True, impl="fast").double()
+    x = torch.randn(2, 16, 9, 9, dtype=torch.double).contiguous(memory_format=memory_format)
+    with torch.inference_mode():
+        y = layer(x)
+    torch.testing.assert_close(y, F.conv2d(x, layer.dense_weight(), layer.bias, padding=1))
+
+
+def test_fast_is_the_exact_function_class():
+    """Any exact HetConv is a fast one: its 1×1 weights go to fast's 1×1 kernel, the K×K ones to fast's K×K."""
+    exact = HetConv2d(8, 8, 3, 4, bias=True).double()
+    fast = HetConv2d(8, 8, 3, 4, bias=True, impl="fast").double()
+    with torch.no_grad():
+        fast.weight.copy_(exact.weight)
+        fast.bias.copy_(exact.bias)
+        fast.weight_1x1.zero_()
+        centres = exact.dense_weight()[:, :, 1, 1] - fast.dense_weight()[:, :, 1, 1]  # the 1×1 kernels
+        fast.weight_1x1.copy_(centres)
+    torch.testing.assert_close(fast.dense_weight(), exact.dense_weight())
+    x = torch.randn(2, 8, 6, 6, dtype=torch.double)
+    torch.testing.assert_close(fast(x), exact(x))
+
+
+def test_fast_counts_every_multiply_in_fvcore():
+    _, by_operator, ignored = count(HetConv2d(16, 16, 3, 4, impl="fast").eval(), (torch.zeros(2, 16, 10, 10),))
+    assert by_operator == {"conv": 2 * 100 * 16 * 4 * 9, "bmm": 2 * 100 * 16 * 16}  # grouped K×K, dense 1×1
+    assert unexplained(ignored) == []

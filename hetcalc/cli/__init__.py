@@ -22,6 +22,7 @@ COMMANDS = {
     "model": "hetcalc.cli.model:model",
     "zoo": "hetcalc.cli.zoo:zoo",
     "paper": "hetcalc.cli.paper:paper",
+    "bench": "hetcalc.cli.bench:bench",
 }
 
 
