@@ -190,7 +190,7 @@ def _record(module, name: str, x_shape, y_shape):
     spec = module.spec(H, W).with_(name=name)
     fixed = f"already a {type(module).__name__}"
     if isinstance(module, HetConv2d):
-        kind = "hetconv" if module.impl == "exact" else "hetconv_grouped_sum"
+        kind = "hetconv" if module.impl == "exact" else "hetconv_grouped_sum"  # impl="fast" runs the same MACs
         return Conv(name, spec, D_in, kind=kind, P=module.P, fixed=fixed)
     if isinstance(module, GwPwConv2d):
         return Conv(name, spec, D_in, kind="gwc_pwc", G=module.groups, mid=module.mid_channels, fixed=fixed)

@@ -65,7 +65,7 @@ def failures(rows: list[dict]) -> list[dict]:
 
 def layer_cases(M: int, N: int, K: int, stride: int, D_in: int, bias: bool, P: int, G: int,
                 mid: int | None = None) -> Iterator[Case]:
-    """The five kinds for one layer shape: standard, HetConv (exact, grouped_sum), DWC+PWC, GWC+PWC."""
+    """The kinds for one layer shape: standard, HetConv (exact, grouped_sum, fast), DWC+PWC, GWC+PWC."""
     D = output_size(D_in, K, stride)
     spec = ConvSpec(M=M, N=N, K=K, H=D, stride=stride, bias=bias)
     shape = (1, M, D_in, D_in)
@@ -76,6 +76,9 @@ def layer_cases(M: int, N: int, K: int, stride: int, D_in: int, bias: bool, P: i
                cost.hetconv(spec, P))
     yield Case("hetconv_grouped_sum", {**base, "P": P},
                lambda: HetConv2d(M, N, K, P, stride, bias=bias, impl="grouped_sum"), shape,
+               cost.hetconv_grouped_sum(spec, P))
+    yield Case("hetconv_fast", {**base, "P": P},
+               lambda: HetConv2d(M, N, K, P, stride, bias=bias, impl="fast"), shape,
                cost.hetconv_grouped_sum(spec, P))
     yield Case("dwc_pwc", base, lambda: DwPwConv2d(M, N, K, stride, bias=bias), shape, cost.dwc_pwc(spec))
     yield Case("gwc_pwc", {**base, "G": G, "mid": mid or M},

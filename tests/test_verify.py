@@ -15,7 +15,7 @@ from hetcalc.fvcount import FREE_OPS, count, unexplained
 from hetcalc.layers import HetConv2d
 from hetcalc.spec import ConvSpec
 
-KINDS = {"standard", "hetconv", "hetconv_grouped_sum", "dwc_pwc", "gwc_pwc"}
+KINDS = {"standard", "hetconv", "hetconv_grouped_sum", "hetconv_fast", "dwc_pwc", "gwc_pwc"}
 
 
 def test_verify_module_worked_example():
@@ -87,7 +87,7 @@ def test_cli_verify_json_all_rows_match():
 def test_cli_verify_table_and_exit_1_on_mismatch(monkeypatch):
     result = CliRunner().invoke(cli, ["verify", "--quick", "--no-models"])
     assert result.exit_code == 0, result.output
-    assert "All 40 rows match" in result.stdout and "fvcore counts no bias additions" in result.stdout
+    assert "All 48 rows match" in result.stdout and "fvcore counts no bias additions" in result.stdout
 
     spec = ConvSpec(M=4, N=4, K=3, H=4)
     bad = verify.Case("hetconv", {"P": 2}, lambda: HetConv2d(4, 4, 3, 2), (1, 4, 4, 4), cost.standard(spec))

@@ -31,7 +31,7 @@ def skipped_text(row) -> str:
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="Fewer rows: one layer shape, D_in and bias in turn; three models.")
+@click.option("--quick", is_flag=True, help="Fewer rows (48 layers): one layer shape, D_in and bias in turn; three models.")
 @click.option("--models/--no-models", default=True, show_default=True,
               help="Also check zoo models (ResNet-56, VGG-16, MobileNet on CIFAR-10) against the exact convention.")
 @json_option
