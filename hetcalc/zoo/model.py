@@ -19,8 +19,20 @@ from ..spec import ConvSpec, output_size
 KINDS = ("standard", "hetconv", "dwc_pwc", "gwc_pwc", "hetconv_grouped_sum", "grouped", "masked")
 
 
+class _Record:
+    """Shared by layer records: the BatchNorm parameters in ``norm``; no SE block unless a Conv has one."""
+
+    norm: tuple[int, ...]
+
+    def norm_cost(self) -> Cost:
+        return sum((cost.batchnorm(c) for c in self.norm), cost.ZERO)
+
+    def se_cost(self) -> Cost:
+        return cost.ZERO
+
+
 @dataclass(frozen=True)
-class Conv:
+class Conv(_Record):
     """A convolution M → N with K×K kernels at its place in a network, built as ``kind``.
 
     ``spec`` carries M, N, K, the output size (``spec.H`` = D_o), stride and bias; padding is
@@ -90,15 +102,13 @@ class Conv:
     def se_cost(self) -> Cost:
         return cost.squeeze_excitation(self.N, self.se, name=self.name) if self.se else cost.ZERO
 
-    def norm_cost(self) -> Cost:
-        return sum((cost.batchnorm(c) for c in self.norm), cost.ZERO)
 
     def with_(self, **changes) -> "Conv":
         return replace(self, **changes)
 
 
 @dataclass(frozen=True)
-class Linear:
+class Linear(_Record):
     """A fully connected layer ``in_features`` → ``out_features``; ``norm``: BatchNorm1d channels after it.
 
     ``positions``: the vectors it is applied to (tokens of a sequence; 1 for a classifier), costed
@@ -118,15 +128,10 @@ class Linear:
         return cost.standard(ConvSpec(M=self.in_features, N=self.out_features, K=1, H=self.positions, W=1,
                                       bias=self.bias))
 
-    def se_cost(self) -> Cost:
-        return cost.ZERO
-
-    def norm_cost(self) -> Cost:
-        return sum((cost.batchnorm(c) for c in self.norm), cost.ZERO)
 
 
 @dataclass(frozen=True)
-class Other:
+class Other(_Record):
     """Learnable parameters outside every recorded layer (BatchNorm, LayerNorm, embeddings, …) of a
     traced model: no multiply-accumulates, never replaced. ``norm``: the BatchNorm channels among
     them (left out under the paper convention, as in the zoo); ``params``: all the others."""
@@ -138,11 +143,6 @@ class Other:
     def conv(self) -> Cost:
         return Cost(0, 0, self.params)
 
-    def se_cost(self) -> Cost:
-        return cost.ZERO
-
-    def norm_cost(self) -> Cost:
-        return sum((cost.batchnorm(c) for c in self.norm), cost.ZERO)
 
 
 @dataclass(frozen=True)
