@@ -203,9 +203,10 @@ def figure5(series: list[dict]):
                 ax.annotate(f"{s['speedup'][i]:.2f}×", xy=(s["P"][i], s["speedup"][i]), xytext=(-4, 7),
                             textcoords="offset points", ha="right", fontsize=8, color=colour(s))
 
-    for s, marker in zip(measured, cycle(_MEASURED_MARKERS)):
-        ax.scatter(s["P"], s["speedup"], marker=marker, s=46, color="black", facecolor="white",
-                   linewidths=1.4, label=f"measured: {s['impl']}", zorder=5)
+    for s, marker in zip(measured, cycle(_MEASURED_MARKERS)):  # coloured as the theory they measure
+        family = next((kind for kind in _KIND_COLOUR if s["impl"].startswith(kind)), None)
+        ax.scatter(s["P"], s["speedup"], marker=marker, s=46, color=_KIND_COLOUR.get(family, "black"),
+                   facecolor="white", linewidths=1.4, label=f"measured: {s['impl']}", zorder=5)
 
     ax.xaxis.set_major_locator(FixedLocator(_powers_of_two(P_max)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
