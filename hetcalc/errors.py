@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 class InvalidInput(ValueError):
     """A value the user gave is not valid; the message says what would be."""
@@ -40,6 +42,14 @@ def positive_int(option: str, value, minimum: int = 1) -> int:
     if value < minimum:
         raise InvalidInput(option, f"must be a whole number >= {minimum}, got {value}")
     return value
+
+
+def existing_folder(option: str, path) -> str:
+    """``path`` unchanged if the folder it would be written into exists, else InvalidInput naming ``option``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InvalidInput(option, f"folder {folder} does not exist")
+    return path
 
 
 def dividing(option: str, value, channels: int, what: str) -> int:

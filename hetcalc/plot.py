@@ -14,7 +14,7 @@ from itertools import cycle
 from pathlib import Path
 
 from . import cost
-from .errors import InvalidInput, positive_int
+from .errors import InvalidInput, existing_folder, positive_int
 from .render import si
 
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
@@ -136,8 +136,7 @@ def output_format(path) -> str:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise InvalidInput("--out", f"cannot tell the format of {path.name!r}; use a .png, .svg or .pdf file")
-    if not path.parent.is_dir():
-        raise InvalidInput("--out", f"folder {str(path.parent)!r} does not exist")
+    existing_folder("--out", path)
     return fmt
 
 

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, existing_folder
 from ..render import console, print_json, si, table
 from . import json_option
 
@@ -38,9 +38,7 @@ def variant_label(report) -> str:
 
 def write_csv(report, path: str) -> None:
     """The per-layer table as CSV (pandas), written whole or not at all."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise InvalidInput("--csv", f"folder {folder} does not exist")
+    existing_folder("--csv", path)
     frame = report.frame().assign(convention=report.convention)
     partial = f"{path}.part"
     try:
