@@ -39,7 +39,7 @@ FREE_OPS: dict[str, str] = {
     "aten::copy_": _MOVES, "aten::clone": _MOVES, "aten::to": _MOVES, "aten::type_as": _MOVES,
     "aten::detach": _MOVES, "aten::unfold": _MOVES, "aten::as_strided": _MOVES, "aten::roll": _MOVES,
     "aten::constant_pad_nd": _MOVES, "aten::pad": _MOVES, "aten::size": _MOVES, "aten::numel": _MOVES,
-    "aten::Int": _MOVES, "aten::ScalarImplicit": _MOVES,
+    "aten::Int": _MOVES, "aten::ScalarImplicit": _MOVES, "aten::movedim": _MOVES,
     "aten::dropout": "identity in eval mode: no arithmetic",
     "aten::zeros": _CREATES, "aten::zeros_like": _CREATES, "aten::ones": _CREATES, "aten::empty": _CREATES,
     "aten::full": _CREATES, "aten::full_like": _CREATES, "aten::new_zeros": _CREATES,

@@ -75,7 +75,10 @@ class HetConv2d(_Costed):
     channel c at [n, c]). The forward copies the input once with its channels by residue (so the
     residue classes are contiguous groups), runs one grouped K×K conv and one batched matmul for
     the 1×1 kernels (``bmm``, filters in order), and adds the conv's output into the matmul's in
-    place, reading it back to filter order as a strided view. Function class: the paper's HetConv
+    place, reading it back to filter order as a strided view. A channels-last input takes a path
+    without oneDNN's layout reorders: the residue copy is made channels last, and the 1×1 kernels
+    run as a second convolution on the input as it is (the same multiply-accumulates); the output
+    is channels last, as ``nn.Conv2d``'s is. Function class: the paper's HetConv
     exactly (a 1×1 weight on a channel that has a K×K kernel folds into its centre tap), support
     the shifted pattern, at grouped_sum's N·(M·K²/P + M) weights and MACs per output position.
 
@@ -120,6 +123,8 @@ class HetConv2d(_Costed):
         return {"exact": self._exact, "grouped_sum": self._grouped_sum, "fast": self._fast}[self.impl](x)
 
     def _fast(self, x):
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            return self._fast_channels_last(x)
         M, N, P, s = self.in_channels, self.out_channels, self.P, self.stride
         by_residue = x.unflatten(1, (M // P, P)).transpose(1, 2).flatten(1, 2)  # one copy, as in _exact
         bias = None if self.bias is None else self.bias.view(N // P, P).t().flatten()
@@ -129,6 +134,21 @@ class HetConv2d(_Costed):
         out = torch.bmm(self.weight_1x1.expand(len(x), N, M), centre)  # (B, N, H'·W'), filter order
         out.unflatten(1, (N // P, P)).add_(y.flatten(2).unflatten(1, (P, N // P)).transpose(1, 2))
         return out.view(len(x), N, *y.shape[2:])
+
+    def _fast_channels_last(self, x):
+        """``_fast`` for a channels-last input: two oneDNN convs with no layout reorders, summed in place."""
+        M, N, P, s = self.in_channels, self.out_channels, self.P, self.stride
+        pixels = x.movedim(1, -1)  # (B, H, W, M), contiguous
+        by_residue = torch.empty(*pixels.shape[:3], P, M // P, dtype=x.dtype, device=x.device)
+        by_residue.copy_(pixels.unflatten(-1, (M // P, P)).transpose(-1, -2))  # channel m·P + r at r·M/P + m
+        by_residue = by_residue.flatten(-2).movedim(-1, 1)  # (B, M, H, W) view, channels last
+        bias = None if self.bias is None else self.bias.view(N // P, P).t().flatten()
+        y = F.conv2d(by_residue, self.weight, bias, s, self.padding, groups=P)  # filters in residue order
+        del by_residue
+        out = F.conv2d(self._centre(x), self.weight_1x1.view(N, M, 1, 1), None, s)  # filters in order
+        in_filter_order = y.movedim(1, -1).unflatten(-1, (P, N // P)).transpose(-1, -2)  # (B, H', W', N/P, P) view
+        out.movedim(1, -1).unflatten(-1, (N // P, P)).add_(in_filter_order)
+        return out
 
     def _grouped_sum(self, x):
         y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, groups=self.P)

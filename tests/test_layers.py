@@ -118,6 +118,30 @@ def test_layer_equals_conv2d_with_its_dense_weight(c):
 
 
 @SETTINGS
+@given(layer_configs.filter(lambda c: c[-1] == "fast"))
+def test_fast_on_channels_last_equals_conv2d_and_keeps_the_layout(c):
+    M, N, K, P, s, padding, bias, _ = c
+    layer = HetConv2d(M, N, K, P, s, padding=padding, bias=bias, impl="fast").double()
+    x = torch.randn(2, M, 7, 6, dtype=torch.double).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        y = layer(x)
+    torch.testing.assert_close(y, F.conv2d(x, layer.dense_weight(), layer.bias, stride=s, padding=padding),
+                               atol=1e-10, rtol=1e-10)
+    assert y.is_contiguous(memory_format=torch.channels_last) or x.is_contiguous()  # M = 1: both layouts at once
+
+
+@SETTINGS
+@given(configs)
+def test_fast_on_channels_last_counts_grouped_sums_macs_in_fvcore(c):
+    M, N, K, P, s, D_in, bias = c["M"], c["N"], c["K"], c["P"], c["stride"], c["D_in"], c["bias"]
+    spec = ConvSpec(M=M, N=N, K=K, H=output_size(D_in, K, s), stride=s, bias=bias)
+    x = torch.zeros(1, M, D_in, D_in).contiguous(memory_format=torch.channels_last)
+    macs, _, ignored = count(HetConv2d(M, N, K, P, s, bias=bias, impl="fast").eval(), (x,))
+    assert macs == cost.hetconv_grouped_sum(spec, P).macs
+    assert unexplained(ignored) == []
+
+
+@SETTINGS
 @given(layer_configs)
 def test_dense_weight_support_is_the_pattern_and_parameters_are_the_kept_taps(c):
     M, N, K, P, _, _, bias, impl = c
