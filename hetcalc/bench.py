@@ -171,8 +171,12 @@ def _refuse_oversized(M: int, N: int, K: int, D: int, batch: int) -> None:
 
 def run(M: int = 256, N: int = 256, K: int = 3, D: int = 56, batch: int = 8, Ps: Iterable[int] = (2, 4, 8, 16, 32),
         impls: Iterable[str] | None = None, threads: int | None = None, repeats: int = 5, min_time: float = 0.0,
-        device: str = "auto", progress: Callable[[Iterable], Iterable] | None = None, seed: int = 0) -> dict:
+        device: str = "auto", progress: Callable[[Iterable], Iterable] | None = None, seed: int = 0,
+        channels_last: bool = False) -> dict:
     """Time every implementation of one layer M → N (K×K, stride 1, padding K//2, D×D input) for each P.
+
+    ``channels_last``: the input and every layer's weights in torch.channels_last (NHWC) memory,
+    as CPU inference is often deployed; oneDNN then skips its layout reorders.
 
     Returns ``{"rows": [...], "device": ..., "threads": ..., ...}``: one row per device, P and
     implementation, ``standard`` (the reference, speedup 1) first. ``progress`` wraps the
@@ -202,8 +206,10 @@ def run(M: int = 256, N: int = 256, K: int = 3, D: int = 56, batch: int = 8, Ps:
         with torch.inference_mode():
             for dev, P in progress(jobs) if progress else jobs:
                 torch.manual_seed(seed)
-                modules = {name: BY_NAME[name].build(M, N, K, P).eval().to(dev) for name in names}
-                x = torch.randn(batch, M, D, D, device=dev)
+                layout = torch.channels_last if channels_last else torch.contiguous_format
+                modules = {name: BY_NAME[name].build(M, N, K, P).eval().to(dev, memory_format=layout)
+                           for name in names}
+                x = torch.randn(batch, M, D, D, device=dev).contiguous(memory_format=layout)
                 samples = time_layers(modules, x, dev, repeats, min_time)
                 reference = samples["standard"]
                 for name in names:
@@ -220,7 +226,8 @@ def run(M: int = 256, N: int = 256, K: int = 3, D: int = 56, batch: int = 8, Ps:
     finally:
         torch.set_num_threads(previous)
     return {
-        "layer": {"M": M, "N": N, "K": K, "D": D, "batch": batch, "stride": 1, "padding": K // 2, "bias": False},
+        "layer": {"M": M, "N": N, "K": K, "D": D, "batch": batch, "stride": 1, "padding": K // 2, "bias": False,
+                  "channels_last": channels_last},
         "device": "+".join(targets), "threads": threads, "machine": machine(),
         "timing": f"median of >= {repeats} interleaved rounds, min time {min_time:g} s per P; inference mode",
         "rows": rows,

@@ -122,3 +122,13 @@ def test_bench_refuses_a_layer_too_large_to_allocate():
 
     result = CliRunner().invoke(cli, ["bench", "--M", "100000", "--N", "100000", "--P", "2"], catch_exceptions=False)
     assert result.exit_code == 2 and "GiB of tensors" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_channels_last_times_every_layer_in_nhwc_memory():
+    result = run(*TINY, "--channels-last", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["layer"]["channels_last"] is True
+    assert {r["impl"] for r in payload["rows"]} == {impl.name for impl in bench.IMPLS}
+    title = " ".join(run(*TINY, "--channels-last", "--impl", "hetconv_fast").stdout.split())
+    assert "6×6, channels last:" in title

@@ -26,8 +26,10 @@ from . import json_option
               help="Keep timing each P for at least this many seconds.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="auto: the CPU, and the GPU too when torch sees one.")
+@click.option("--channels-last", "channels_last", is_flag=True,
+              help="Input and weights in channels-last (NHWC) memory, for every layer alike.")
 @json_option
-def bench(M, N, K, D, batch, P, impls, threads, repeats, min_time, device, as_json):
+def bench(M, N, K, D, batch, P, impls, threads, repeats, min_time, device, channels_last, as_json):
     """Time nn.Conv2d and every HetConv implementation; measured speedup next to Eq. 9's theory.
 
     \b
@@ -49,7 +51,8 @@ def bench(M, N, K, D, batch, P, impls, threads, repeats, min_time, device, as_js
 
         return track(jobs, description="timing", console=err, transient=True, disable=not err.is_terminal)
 
-    result = benchmark.run(M, N, K, D, batch, Ps, names, threads, repeats, min_time, device, progress)
+    result = benchmark.run(M, N, K, D, batch, Ps, names, threads, repeats, min_time, device, progress,
+                           channels_last=channels_last)
     if as_json:
         print_json(result)
         return
@@ -60,7 +63,8 @@ def result_table(result: dict):
     """The rich table of a ``hetcalc.bench.run`` result, the machine in its title."""
     layer, mach = result["layer"], result["machine"]
     title = (f"Layer {layer['M']} → {layer['N']}, {layer['K']}×{layer['K']}, batch {layer['batch']}, "
-             f"{layer['D']}×{layer['D']}: {mach['cpu']} ({mach['cores']} cores), {result['threads']} threads, "
+             f"{layer['D']}×{layer['D']}{', channels last' if layer.get('channels_last') else ''}: "
+             f"{mach['cpu']} ({mach['cores']} cores), {result['threads']} threads, "
              f"torch {mach['torch']}" + (f", {mach['cuda']}" if mach["cuda"] else ""))
     columns = [("implementation", "left"), ("device", "left"), ("P", "right"), ("ms", "right"),
                ("speedup", "right"), ("theory", "right"), ("realised", "right"), ("FLOPs speedup", "right")]
