@@ -60,7 +60,7 @@ IMPLS = (
          lambda s, P: cost.standard(s), lambda s, P: cost.standard(s)),
     Impl("hetconv_exact", "HetConv exact (Eq. 4 MACs)", lambda M, N, K, P: HetConv2d(M, N, K, P),
          cost.hetconv, cost.hetconv),
-    Impl("hetconv_fast", "HetConv fast (shifted, grouped + bmm)", lambda M, N, K, P: HetConv2d(M, N, K, P, impl="fast"),
+    Impl("hetconv_fast", "HetConv fast (shifted, grouped + 1×1)", lambda M, N, K, P: HetConv2d(M, N, K, P, impl="fast"),
          cost.hetconv, cost.hetconv_grouped_sum),
     Impl("hetconv_grouped_sum", "grouped K×K + 1×1 (public code)",
          lambda M, N, K, P: HetConv2d(M, N, K, P, impl="grouped_sum"),
