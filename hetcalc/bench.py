@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 import torch
 
 from . import cost
-from .errors import InvalidInput, dividing, positive_int
+from .errors import InvalidInput, dividing, positive_int, whole_numbers
 from .layers import DwPwConv2d, GwPwConv2d, HetConv2d
 from .spec import ConvSpec
 
@@ -76,12 +76,7 @@ BY_NAME = {impl.name: impl for impl in IMPLS}
 
 def parse_P(text) -> list[int]:
     """'2,4,8' → [2, 4, 8] (whole numbers >= 1, duplicates dropped, order kept)."""
-    values = []
-    for part in str(text).split(","):
-        if not part.strip().isdigit():
-            raise InvalidInput("--P", f"expected comma-separated whole numbers, e.g. 2,4,8; got {part.strip()!r}")
-        values.append(positive_int("--P", int(part)))
-    return list(dict.fromkeys(values))
+    return list(dict.fromkeys(whole_numbers("--P", text, "2,4,8")))
 
 
 def parse_impls(text) -> list[str]:

@@ -44,6 +44,16 @@ def positive_int(option: str, value, minimum: int = 1) -> int:
     return value
 
 
+def whole_numbers(option: str, text: str, example: str) -> list[int]:
+    """'2,4,8' → [2, 4, 8]: comma-separated whole numbers >= 1, or InvalidInput naming ``option``."""
+    values = []
+    for part in str(text).split(","):
+        if not part.strip().isdigit():
+            raise InvalidInput(option, f"expected comma-separated whole numbers, e.g. {example}; got {part.strip()!r}")
+        values.append(positive_int(option, int(part)))
+    return values
+
+
 def existing_folder(option: str, path) -> str:
     """``path`` unchanged if the folder it would be written into exists, else InvalidInput naming ``option``."""
     folder = os.path.dirname(os.path.abspath(path))

@@ -14,7 +14,7 @@ from itertools import cycle
 from pathlib import Path
 
 from . import cost
-from .errors import InvalidInput, existing_folder, positive_int
+from .errors import InvalidInput, existing_folder, positive_int, whole_numbers
 from .render import si
 
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
@@ -63,12 +63,7 @@ def kernel_sizes(K) -> list[int]:
     values = K if isinstance(K, (list, tuple, set)) else [K]
     Ks = []
     for value in values:
-        for part in value.split(",") if isinstance(value, str) else [value]:
-            if isinstance(part, str):
-                if not part.strip().isdigit():
-                    raise InvalidInput("--K", f"must be whole numbers >= 1 (e.g. 3 or 3,5,7), got {part!r}")
-                part = int(part)
-            Ks.append(positive_int("--K", part))
+        Ks += whole_numbers("--K", value, "3,5,7") if isinstance(value, str) else [positive_int("--K", value)]
     if not Ks:
         raise InvalidInput("--K", "give at least one kernel size")
     return sorted(set(Ks))

@@ -92,7 +92,7 @@ def test_json_and_out_together_keep_stdout_pure(tmp_path):
     (["--out", "figure5"], "use a .png, .svg or .pdf file"),
     (["--out", "missing/figure5.png"], "--out: folder"),
     ([], "--out: give a .png, .svg or .pdf file"),
-    (["--out", "f.png", "--K", "3,x"], "--K: must be whole numbers >= 1"),
+    (["--out", "f.png", "--K", "3,x"], "--K: expected comma-separated whole numbers, e.g. 3,5,7; got 'x'"),
     (["--out", "f.png", "--K", "0"], "--K: must be a whole number >= 1"),
     (["--out", "f.png", "--P-max", "0"], "--P-max: must be a whole number >= 1"),
     (["--out", "f.png", "--P-max", "100000"], "--P-max: must be at most 65536"),
