@@ -7,7 +7,8 @@ The standard convolution is ``torch.nn.Conv2d``. The others:
 - ``HetConv2d(impl="grouped_sum")``: the common public variant, a grouped K×K conv plus a full
   1×1 conv, summed (``hetcalc.cost.hetconv_grouped_sum``, reduction 1/P + 1/K², not Eq. 5).
 - ``HetConv2d(impl="fast")``: the paper's shifted HetConv in grouped_sum's layout (one grouped
-  K×K conv over the residue classes plus one dense 1×1 matmul, summed in place), at
+  K×K conv over the residue classes plus one dense 1×1 matmul, or a second conv on a
+  channels-last input, summed in place), at
   grouped_sum's multiply-accumulates (``hetcalc.cost.hetconv_grouped_sum``).
 - ``DwPwConv2d``: depthwise K×K then pointwise 1×1 (DWC+PWC, Eq. 6).
 - ``GwPwConv2d``: groupwise K×K (G groups) then pointwise 1×1 (GWC+PWC, Eq. 10).
@@ -127,7 +128,7 @@ class HetConv2d(_Costed):
             return self._fast_channels_last(x)
         M, N, P, s = self.in_channels, self.out_channels, self.P, self.stride
         by_residue = x.unflatten(1, (M // P, P)).transpose(1, 2).flatten(1, 2)  # one copy, as in _exact
-        bias = None if self.bias is None else self.bias.view(N // P, P).t().flatten()
+        bias = self._residue_bias()
         y = F.conv2d(by_residue, self.weight, bias, s, self.padding, groups=P)  # filters in residue order
         del by_residue  # freed before the matmul allocates: one activation less at peak
         centre = self._centre(x)[:, :, ::s, ::s].flatten(2)  # (B, M, H'·W'): what the 1×1 taps read
@@ -142,13 +143,18 @@ class HetConv2d(_Costed):
         by_residue = torch.empty(*pixels.shape[:3], P, M // P, dtype=x.dtype, device=x.device)
         by_residue.copy_(pixels.unflatten(-1, (M // P, P)).transpose(-1, -2))  # channel m·P + r at r·M/P + m
         by_residue = by_residue.flatten(-2).movedim(-1, 1)  # (B, M, H, W) view, channels last
-        bias = None if self.bias is None else self.bias.view(N // P, P).t().flatten()
+        bias = self._residue_bias()
         y = F.conv2d(by_residue, self.weight, bias, s, self.padding, groups=P)  # filters in residue order
         del by_residue
         out = F.conv2d(self._centre(x), self.weight_1x1.view(N, M, 1, 1), None, s)  # filters in order
         in_filter_order = y.movedim(1, -1).unflatten(-1, (P, N // P)).transpose(-1, -2)  # (B, H', W', N/P, P) view
         out.movedim(1, -1).unflatten(-1, (N // P, P)).add_(in_filter_order)
         return out
+
+    def _residue_bias(self):
+        """The bias with the filters in residue order (filter j·P + r at r·N/P + j), or None."""
+        P = self.P
+        return None if self.bias is None else self.bias.view(self.out_channels // P, P).t().flatten()
 
     def _grouped_sum(self, x):
         y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, groups=self.P)
@@ -157,7 +163,7 @@ class HetConv2d(_Costed):
     def _exact(self, x):
         M, N, P, s = self.in_channels, self.out_channels, self.P, self.stride
         by_residue = x.unflatten(1, (M // P, P)).transpose(1, 2).flatten(1, 2)  # channel m·P + r at r·M/P + m
-        bias = None if self.bias is None else self.bias.view(N // P, P).t().flatten()
+        bias = self._residue_bias()
         y = F.conv2d(by_residue, self.weight, bias, s, self.padding, groups=P)  # filters in residue order
         if P > 1:
             centre = self._centre(x)[:, :, ::s, ::s]  # (B, M, H', W'): what the 1×1 taps read
