@@ -78,7 +78,7 @@ def convert(model: nn.Module, p: int | None = None, *, variant: str = "hetconv",
             skip_first: bool = True, impl: str = "exact", return_report: bool = False):
     """A deep copy of ``model`` with every eligible nn.Conv2d replaced by ``variant``'s real layer.
 
-    variant: "hetconv" (part ``p``, ``impl`` "exact" or "grouped_sum"), "gwc_pwc" (``groups``) or
+    variant: "hetconv" (part ``p``, ``impl`` "exact", "grouped_sum" or "fast"), "gwc_pwc" (``groups``) or
     "dwc_pwc". ``return_report=True`` returns ``(converted, Conversion)``; the model is not changed.
     """
     if variant not in VARIANTS:
