@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from hetcalc import bench, cost
+from hetcalc.errors import whole_numbers
 from hetcalc.layers import HetConv2d
 from hetcalc.spec import ConvSpec
 
@@ -54,7 +55,7 @@ def main() -> None:
           f"{'channels last' if args.channels_last else 'NCHW'}; layer {M} → {N}, {K}×{K}, batch {BATCH}, {D}×{D}")
     spec = ConvSpec(M=M, N=N, K=K, H=D)
     with torch.inference_mode():
-        for P in bench.parse_P(args.P):
+        for P in dict.fromkeys(whole_numbers("P", args.P, "2,4,8")):
             modules = {
                 "standard": nn.Conv2d(M, N, K, padding=K // 2, bias=False),
                 "grouped K×K alone": Parts(P, ("grouped",)),

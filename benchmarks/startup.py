@@ -47,7 +47,7 @@ def main() -> None:
 FVCORE_PIPELINE = """
 import torch
 from hetcalc.fvcount import count
-from hetcalc.zoo.torch_build import build_model
+from hetcalc.build import build_model
 model = build_model("resnet50", "imagenet", variant="hetconv", P=4).eval()
 count(model, (torch.zeros(1, 3, 224, 224),))
 """

@@ -5,77 +5,88 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 
-from . import conventions
+from . import conventions, kinds
 from .cost import speedup as eq9_speedup
-from .errors import InvalidInput, dividing, positive_int
-from .zoo import Conv, Linear, ModelSpec, get_model
-
-VARIANTS = ("standard", "hetconv", "gwc_pwc", "dwc_pwc")
-
-
-def replaced(spec: ModelSpec) -> list[int]:
-    """Indices of the layers a variant replaces: every convolution but the first, except 1×1 ones
-    (with K = 1 HetConv changes nothing, and a 1×1 conv has no K×K part to split) and those a
-    traced model marks ``fixed`` (grouped, dilated, non-square, …)."""
-    convs = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Conv)]
-    return [i for i in convs[1:] if spec.layers[i].K > 1 and not spec.layers[i].fixed]
+from .cost import saved_pct
+from .errors import InvalidInput, positive_int, whole_numbers
+from .records import Conv, Linear, ModelSpec
+from .zoo import get_model
 
 
-def parse_P(P):
+def P_setting(P):
     """P as given on the command line or in Python → an int, "C" (P = M per layer) or a list of ints."""
     if isinstance(P, str):
         text = P.strip()
         if text.upper() == "C":
             return "C"
-        try:
-            return [int(part) for part in text.split(",")] if "," in text else int(text)
-        except ValueError:
-            raise InvalidInput("--P", f"must be a number, C, or a comma-separated list of numbers, got {text!r}") from None
-    return list(P) if isinstance(P, (list, tuple)) else P
+        values = whole_numbers("P", text, "4, C or 2,4,8 (one per replaced layer)")
+        return values if "," in text else values[0]
+    return [positive_int("P", p) for p in P] if isinstance(P, (list, tuple)) else positive_int("P", P)
+
+
+def candidates(spec: ModelSpec) -> list[int]:
+    """Indices of the convolutions a variant may replace: all but the first, except 1×1 ones and those a
+    trace marked ``fixed`` (the model-level part of ``hetcalc.kinds.kept``)."""
+    convs = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Conv)]
+    return [i for i in convs[1:] if spec.layers[i].K > 1 and not spec.layers[i].fixed]
 
 
 def per_layer_P(P, layers: list[Conv]) -> list[int]:
-    """P for each replaced layer from an int, "C" (P = M, each layer's input channels) or a list."""
+    """P for each candidate layer from an int, "C" (P = M, each layer's input channels) or a list."""
     if P is None:
-        raise InvalidInput("--P", "the hetconv variant needs P (a number, C for P = M per layer, or one P per layer)")
-    P = parse_P(P)
+        raise InvalidInput("P", "the hetconv variant needs P (a number, C for P = M per layer, or one P per layer)")
+    P = P_setting(P)
     if P == "C":
         return [layer.M for layer in layers]
     if isinstance(P, list):
         if len(P) != len(layers):
             where = f" ({layers[0].name} … {layers[-1].name})" if layers else ""
-            raise InvalidInput("--P", f"got {len(P)} values for {len(layers)} replaced layers{where}")
-        return [positive_int("--P", p) for p in P]
-    return [positive_int("--P", P)] * len(layers)
+            raise InvalidInput("P", f"got {len(P)} values for {len(layers)} replaceable layers{where}")
+        return P
+    return [P] * len(layers)
 
 
 def apply_variant(spec: ModelSpec, variant: str = "hetconv", P=None, G=None, se=None) -> ModelSpec:
-    """``spec`` with every replaceable layer (see ``replaced``) built as ``variant``, plus SE blocks.
+    """``spec`` with every convolution the variant fits built as ``variant``, plus SE blocks.
 
-    A replaced layer keeps its M, N, K, stride, output size and bias, and one BatchNorm on its
-    output if it had any; ``se`` adds Squeeze-and-Excitation (reduction ``se``) after each.
-    Replacing a layer by its own kind (MobileNet's blocks with dwc_pwc) leaves it as it is.
+    Which layers change is ``hetcalc.kinds.kept``: not the first convolution, not 1×1 ones, not
+    those a trace marked fixed, and only where the kind fits (P dividing M and N, odd K, …);
+    every other layer stays as it is, with the reason in its ``fixed``. A replaced layer keeps
+    its M, N, K, stride, output size and bias, and one BatchNorm on its output if it had any;
+    ``se`` adds Squeeze-and-Excitation (reduction ``se``) after each. Replacing a layer by its
+    own kind (MobileNet's blocks with dwc_pwc) leaves it as it is.
     """
-    if variant not in VARIANTS:
-        raise InvalidInput("--variant", f"must be one of {', '.join(VARIANTS)}, got {variant!r}")
-    if variant != "hetconv" and P is not None:
-        raise InvalidInput("--P", f"applies to HetConv only, not to the {variant} variant")
-    if variant != "gwc_pwc" and G is not None:
-        raise InvalidInput("--gwc", f"sets the groups of GWC+PWC, not of the {variant} variant")
-    if variant == "gwc_pwc" and G is None:
-        raise InvalidInput("--gwc", "the gwc_pwc variant needs G, the number of groups")
-    se = None if se is None else positive_int("--se", se)
-    indices = replaced(spec)
-    Ps = per_layer_P(P, [spec.layers[i] for i in indices]) if variant == "hetconv" else [None] * len(indices)
+    kind = kinds.variant(variant)
+    for parameter, value in (("P", P), ("G", G)):
+        if value is not None and kind.parameter != parameter:
+            raise InvalidInput(parameter, f"does not apply to the {variant} variant")
+    if kind.parameter == "G":
+        G = positive_int("G", G) if G is not None else None
+        if G is None:
+            raise InvalidInput("G", "the gwc_pwc variant needs G, the number of groups")
+    se = None if se is None else positive_int("se", se)
+    if variant == "standard" and se is None:
+        return spec
+    convs = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Conv)]
+    indices = candidates(spec)
+    values = per_layer_P(P, [spec.layers[i] for i in indices]) if variant == "hetconv" else [G] * len(indices)
+    setting = dict(zip(indices, values))
     layers = list(spec.layers)
-    for i, p in zip(indices, Ps):
-        layer = layers[i]
-        kind = layer.kind if variant == "standard" else variant
-        norm = layer.norm if kind == layer.kind else layer.norm[-1:]
-        if variant == "gwc_pwc":
-            G = dividing("--gwc", G, layer.M, f"the input channels M of {layer.name}")
-        layers[i] = new = layer.with_(kind=kind, P=p, G=G if kind == "gwc_pwc" else None, norm=norm, se=se)
-        new.conv(), new.se_cost()  # refuse a P, G or SE reduction that does not fit this layer, by name
+    for i in convs:
+        layer, value, target, note = layers[i], setting.get(i), variant, ""
+        if variant == "standard":  # SE on every candidate, each layer built as it is
+            target, value = layer.kind, layer.setting
+        elif variant == "hetconv" and value == 1:  # HetConv with P = 1 is the standard convolution
+            target, note = "standard", "P=1: HetConv with P = 1 is the standard convolution"
+        reason = kinds.kept(layer.spec, target, value, first=i == convs[0], fixed=layer.fixed)
+        if reason:
+            layers[i] = layer.with_(fixed=reason)
+            continue
+        norm = layer.norm if target == layer.kind else layer.norm[-1:]
+        layers[i] = layer.with_(kind=target, P=value if target == "hetconv" else None,
+                                G=value if target in ("gwc_pwc", "grouped") else None, norm=norm, se=se,
+                                fixed=note)
+        conventions.costs(layers[i])  # refuse an SE reduction that does not fit this layer, by name
     return spec.with_layers(layers)
 
 
@@ -83,10 +94,6 @@ def _number(value):
     """An exact count as int where it is whole, else float (the paper convention scales costs)."""
     value = Fraction(value)
     return int(value) if value.denominator == 1 else float(value)
-
-
-def _percent_saved(value, base) -> float:
-    return float(100 * (1 - Fraction(value) / Fraction(base)))
 
 
 def _layer_row(before, after, convention: str) -> dict:
@@ -99,7 +106,7 @@ def _layer_row(before, after, convention: str) -> dict:
         "name": after.name,
         "kind": kind,
         "kind_before": before.kind if conv else kind,
-        "changed": before != after,
+        "changed": conv and (before.kind, before.setting, before.se) != (after.kind, after.setting, after.se),
         "M": after.M if conv else after.in_features if linear else None,
         "N": after.N if conv else after.out_features if linear else None,
         "K": after.K if conv else None,
@@ -147,6 +154,16 @@ class ModelReport:
     notes: list[str] = field(default_factory=list)
     macs_outside_layers: int | None = None
 
+    def variant_title(self) -> str:
+        """'HetConv P=4', 'HetConv P = M per layer (PC)', 'GWC+PWC G=4', 'DWC+PWC + SE R=8', …"""
+        if self.variant == "standard":
+            label = "standard (no replacement)"
+        elif self.variant == "hetconv" and (self.P == "C" or isinstance(self.P, list)):
+            label = "HetConv " + ("P = M per layer (PC)" if self.P == "C" else "P per layer")
+        else:
+            label = kinds.get(self.variant).title(self.P if self.variant == "hetconv" else self.G)
+        return label + (f" + SE R={self.se}" if self.se else "")
+
     def to_dict(self) -> dict:
         """The JSON object of ``hetcalc model --json``."""
         return {**asdict(self), "unit": conventions.UNIT[self.convention]}
@@ -174,10 +191,10 @@ def analyze(model, *, dataset=None, variant: str = "hetconv", P=None, G=None, se
     rows = [{k: _number(v) if k in COUNTS else v for k, v in r.items()} for r in rows]
     return ModelReport(
         model=spec.name, dataset=spec.dataset, input=list(spec.input), variant=variant,
-        P=parse_P(P) if variant == "hetconv" else None, convention=convention,
+        P=P_setting(P) if variant == "hetconv" else None, convention=convention,
         flops=_number(flops), params=_number(params), baseline_flops=_number(base_flops),
-        baseline_params=_number(base_params), flops_reduction_pct=_percent_saved(flops, base_flops),
-        params_reduction_pct=_percent_saved(params, base_params), speedup=eq9_speedup(flops / base_flops),
+        baseline_params=_number(base_params), flops_reduction_pct=saved_pct(flops, base_flops),
+        params_reduction_pct=saved_pct(params, base_params), speedup=eq9_speedup(Fraction(flops) / base_flops if flops and base_flops else 1),
         layers=rows, G=G if variant == "gwc_pwc" else None, se=se,
         notes=list(spec.notes), macs_outside_layers=spec.macs_outside_layers,
     )
@@ -185,6 +202,6 @@ def analyze(model, *, dataset=None, variant: str = "hetconv", P=None, G=None, se
 
 def exact_counts(model, dataset=None, variant: str = "standard", **options) -> tuple[int, int]:
     """(multiply-accumulates, parameters) under the exact convention: what fvcore and
-    ``sum(p.numel() for p in module.parameters())`` report for ``hetcalc.zoo.torch_build.build_model``."""
+    ``sum(p.numel() for p in module.parameters())`` report for ``hetcalc.build.build_model``."""
     report = analyze(model, dataset=dataset, variant=variant, convention="exact", **options)
     return report.flops, report.params

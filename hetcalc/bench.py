@@ -21,14 +21,13 @@ from typing import Callable, Iterable
 
 import torch
 
-from . import cost
-from .errors import InvalidInput, dividing, positive_int, whole_numbers
-from .layers import DwPwConv2d, GwPwConv2d, HetConv2d
+from . import cost, kinds
+from .errors import InvalidInput, positive_int, whole_numbers
 from .spec import ConvSpec
 
 
 @dataclass(frozen=True)
-class Impl:
+class Timed:
     """One implementation to time: how to build it, its theory and what it runs, as hetcalc.cost formulas."""
 
     name: str
@@ -36,6 +35,17 @@ class Impl:
     build: Callable[[int, int, int, int], torch.nn.Module]  # (M, N, K, P) → module
     theory: Callable[[ConvSpec, int], cost.Cost]  # the cost whose Eq. 9 speedup it is held to
     runs: Callable[[ConvSpec, int], cost.Cost]  # the multiply-accumulates it executes
+
+
+def _kind(kind: str, label: str, impl: str = "exact") -> Timed:
+    """A kind's real layer (``hetcalc.kinds``), held to its own formula, G = P for GWC+PWC."""
+    runs = kinds.IMPLS[impl] if kind == "hetconv" else kind
+    name = f"hetconv_{impl}" if kind == "hetconv" else kind
+    theory = kinds.get(kind)
+    return Timed(name, label,
+                 lambda M, N, K, P: kinds.build(kind, M, N, K, P if theory.parameter else None, impl=impl),
+                 lambda spec, P: theory.cost(spec, P if theory.parameter else None, None),
+                 lambda spec, P: kinds.get(runs).cost(spec, P if kinds.get(runs).parameter else None, None))
 
 
 def _hetconv_mask(M, N, K, P):
@@ -55,28 +65,14 @@ def _mask_taps(spec: ConvSpec, P: int) -> cost.Cost:
     return cost.masked(int(_hetconv_mask(spec.M, spec.N, spec.K, P).sum()), spec.positions)
 
 
-IMPLS = (
-    Impl("standard", "nn.Conv2d (reference)", lambda M, N, K, P: torch.nn.Conv2d(M, N, K, padding=K // 2, bias=False),
-         lambda s, P: cost.standard(s), lambda s, P: cost.standard(s)),
-    Impl("hetconv_exact", "HetConv exact (Eq. 4 MACs)", lambda M, N, K, P: HetConv2d(M, N, K, P),
-         cost.hetconv, cost.hetconv),
-    Impl("hetconv_fast", "HetConv fast (shifted, grouped + 1×1)", lambda M, N, K, P: HetConv2d(M, N, K, P, impl="fast"),
-         cost.hetconv, cost.hetconv_grouped_sum),
-    Impl("hetconv_grouped_sum", "grouped K×K + 1×1 (public code)",
-         lambda M, N, K, P: HetConv2d(M, N, K, P, impl="grouped_sum"),
-         cost.hetconv_grouped_sum, cost.hetconv_grouped_sum),
-    Impl("gwc_pwc", "GWC+PWC, G = P", lambda M, N, K, P: GwPwConv2d(M, N, K, P),
-         cost.gwc_pwc, cost.gwc_pwc),
-    Impl("dwc_pwc", "DWC+PWC", lambda M, N, K, P: DwPwConv2d(M, N, K),
-         lambda s, P: cost.dwc_pwc(s), lambda s, P: cost.dwc_pwc(s)),
-    Impl("masked", "masked dense conv (HetConv mask)", _masked, _mask_taps, lambda s, P: cost.standard(s)),
+TIMED = (
+    _kind("standard", "nn.Conv2d (reference)"), _kind("hetconv", "HetConv exact (Eq. 4 MACs)", "exact"),
+    _kind("hetconv", "HetConv fast (shifted, grouped + 1×1)", "fast"),
+    _kind("hetconv_grouped_sum", "grouped K×K + 1×1 (public code)"), _kind("gwc_pwc", "GWC+PWC, G = P"),
+    _kind("dwc_pwc", "DWC+PWC"),
+    Timed("masked", "masked dense conv (HetConv mask)", _masked, _mask_taps, lambda s, P: cost.standard(s)),
 )
-BY_NAME = {impl.name: impl for impl in IMPLS}
-
-
-def parse_P(text) -> list[int]:
-    """'2,4,8' → [2, 4, 8] (whole numbers >= 1, duplicates dropped, order kept)."""
-    return list(dict.fromkeys(whole_numbers("--P", text, "2,4,8")))
+BY_NAME = {timed.name: timed for timed in TIMED}
 
 
 def parse_impls(text) -> list[str]:
@@ -84,7 +80,7 @@ def parse_impls(text) -> list[str]:
     names = [part.strip() for part in str(text).split(",") if part.strip()]
     unknown = [name for name in names if name not in BY_NAME]
     if unknown or not names:
-        raise InvalidInput("--impl", f"unknown implementation {', '.join(unknown) or repr(text)}; "
+        raise InvalidInput("impls", f"unknown implementation {', '.join(unknown) or repr(text)}; "
                                      f"known: {', '.join(BY_NAME)}")
     return ["standard"] + [name for name in dict.fromkeys(names) if name != "standard"]
 
@@ -92,9 +88,9 @@ def parse_impls(text) -> list[str]:
 def devices(requested: str = "auto") -> list[str]:
     """'cpu', 'cuda' or 'auto' (cpu, plus cuda when torch sees a GPU) as a list of torch devices."""
     if requested not in ("auto", "cpu", "cuda"):
-        raise InvalidInput("--device", f"must be auto, cpu or cuda, got {requested!r}")
+        raise InvalidInput("device", f"must be auto, cpu or cuda, got {requested!r}")
     if requested == "cuda" and not torch.cuda.is_available():
-        raise InvalidInput("--device", "cuda requested but torch sees no GPU")
+        raise InvalidInput("device", "cuda requested but torch sees no GPU")
     if requested == "auto":
         return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     return [requested]
@@ -160,7 +156,7 @@ def _refuse_oversized(M: int, N: int, K: int, D: int, batch: int) -> None:
     """Refuse, before allocating, a layer whose tensors (input, outputs, weights) exceed MEMORY_LIMIT."""
     elements = batch * D * D * (M + 3 * N) + 8 * N * M * K * K  # input, a few outputs, every layer's weights
     if 4 * elements > MEMORY_LIMIT:
-        raise InvalidInput("--M", f"this configuration needs about {4 * elements / 2**30:.0f} GiB of tensors; "
+        raise InvalidInput("batch", f"this configuration needs about {4 * elements / 2**30:.0f} GiB of tensors; "
                                   f"the limit is {MEMORY_LIMIT // 2**30} GiB: reduce --M, --N, --D or --batch")
 
 
@@ -178,19 +174,19 @@ def run(M: int = 256, N: int = 256, K: int = 3, D: int = 56, batch: int = 8, Ps:
     iteration over (device, P) (e.g. rich.progress.track).
     """
     M, N, K, D, batch = (positive_int(option, value) for option, value in
-                         (("--M", M), ("--N", N), ("--K", K), ("--D", D), ("--batch", batch)))
-    if K % 2 == 0:
-        raise InvalidInput("--K", f"must be odd for HetConv (the 1×1 kernel is the centre tap), got {K}")
-    Ps = [dividing("--P", dividing("--P", P, M, "the input channels M"), N, "the output channels N") for P in Ps]
+                         (("M", M), ("N", N), ("K", K), ("D", D), ("batch", batch)))
+    Ps = list(dict.fromkeys(whole_numbers("P", Ps, "2,4,8") if isinstance(Ps, str) else Ps))
     if not Ps:
-        raise InvalidInput("--P", "give at least one P")
-    names = parse_impls(",".join(impls)) if impls is not None else [impl.name for impl in IMPLS]
-    repeats = positive_int("--repeats", repeats)
+        raise InvalidInput("P", "give at least one P")
+    for P in Ps:
+        kinds.check(ConvSpec(M=M, N=N, K=K), "hetconv", P)
+    names = parse_impls(",".join(impls)) if impls is not None else [timed.name for timed in TIMED]
+    repeats = positive_int("repeats", repeats)
     if not min_time >= 0:
-        raise InvalidInput("--min-time", f"must be >= 0 seconds, got {min_time}")
+        raise InvalidInput("min_time", f"must be >= 0 seconds, got {min_time}")
     targets = devices(device)
     previous = torch.get_num_threads()
-    threads = positive_int("--threads", previous if threads is None else threads)
+    threads = positive_int("threads", previous if threads is None else threads)
     spec = ConvSpec(M=M, N=N, K=K, H=D)
     _refuse_oversized(M, N, K, D, batch)
     standard = cost.standard(spec).macs

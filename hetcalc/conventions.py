@@ -13,7 +13,7 @@ convolution and fully connected layers (Squeeze-and-Excitation included), every 
 counted once (the unit of Eqs. 1–12); no bias additions, BatchNorm, activations or pooling.
 Params are every learnable parameter, as ``sum(p.numel() for p in model.parameters())`` counts
 them: weights, biases and BatchNorm's scale and shift (2 per channel). These are the numbers
-fvcore and PyTorch report for ``hetcalc.zoo.torch_build.build_model``.
+fvcore and PyTorch report for ``hetcalc.build.build_model``.
 
 ``paper`` (the default) — the rule the paper's Table 1 follows. FLOPs are MACs plus bias
 additions of the convolution and fully connected layers (SE included); BatchNorm, ReLU and
@@ -65,10 +65,13 @@ Table 1 (VGG-16 on CIFAR-10) under ``paper`` (``hetcalc paper table1``):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 
+from . import cost, kinds
+from .cost import Cost
 from .errors import InvalidInput
-from .zoo.model import Conv
+from .records import Conv, Linear
 
 CONVENTIONS = ("paper", "exact")
 UNIT = {
@@ -79,16 +82,49 @@ UNIT = {
 
 def check(convention: str) -> str:
     if convention not in CONVENTIONS:
-        raise InvalidInput("--convention", f"must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
+        raise InvalidInput("convention", f"must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
     return convention
 
 
+@dataclass(frozen=True)
+class LayerCosts:
+    """A record's costs: as built, the standard convolution its reduction is measured against, SE, BatchNorm."""
+
+    built: Cost
+    standard: Cost
+    se: Cost = cost.ZERO
+    norm: Cost = cost.ZERO
+
+
+def costs(layer) -> LayerCosts:
+    """The costs of one layer record (Conv, Linear or Other), by its kind's formula in ``hetcalc.kinds``.
+
+    A convolution's reduction is measured against the standard convolution M → N, K×K in its
+    place; a grouped or non-square layer (never replaced) against itself, a masked one against
+    its dense filter bank.
+    """
+    norm = sum((cost.batchnorm(c) for c in layer.norm), cost.ZERO)
+    if isinstance(layer, Linear):
+        built = cost.linear(layer.in_features, layer.out_features, layer.bias, layer.positions)
+        return LayerCosts(built, built, norm=norm)
+    if not isinstance(layer, Conv):  # Other: parameters only
+        return LayerCosts(Cost(0, 0, layer.params), Cost(0, 0, layer.params), norm=norm)
+    if layer.taps is not None:
+        built = cost.masked(layer.taps, layer.spec.positions, layer.N, layer.spec.bias)
+        standard = cost.grouped(layer.spec, layer.G or 1) if layer.kind == "masked" else built
+    else:
+        built = kinds.layer_cost(layer.spec, layer.kind, layer.setting, layer.mid)
+        standard = built if layer.kind == "grouped" else cost.standard(layer.spec)
+    se = cost.squeeze_excitation(layer.N, layer.se, name=layer.name) if layer.se else cost.ZERO
+    return LayerCosts(built, standard, se, norm)
+
+
 def measure(layer, convention: str) -> tuple:
-    """(FLOPs, params) of one layer record (a zoo Conv or Linear) under ``convention``; exact ints or Fractions."""
-    core, se = layer.conv(), layer.se_cost()
+    """(FLOPs, params) of one layer record under ``convention``; exact ints or Fractions."""
+    c = costs(layer)
     if check(convention) == "exact":
-        return core.macs + se.macs, core.params + se.params + layer.norm_cost().params
+        return c.built.macs + c.se.macs, c.built.params + c.se.params + c.norm.params
+    core = c.built
     if isinstance(layer, Conv):  # the standard convolution in its place, times its layer-level reduction
-        standard = layer.standard()
-        core = standard.scaled(Fraction(core.macs, standard.macs))
-    return core.flops + se.flops, core.params + se.params
+        core = c.standard.scaled(Fraction(c.built.macs, c.standard.macs))
+    return core.flops + c.se.flops, core.params + c.se.params

@@ -3,14 +3,15 @@
 >>> converted, report = convert(model, 4, return_report=True)
 >>> report.skipped          # [(layer name, why it stayed as it is), …]
 
-Every eligible ``nn.Conv2d`` becomes a HetConv2d (part P), a GwPwConv2d (G groups) or a
-DwPwConv2d with its channels, kernel, stride, padding and bias, on its device and dtype; the new
-layers are freshly initialised (train or fine-tune after converting). Eligible is the rule
-``hetcalc.analyze`` counts by: not the first convolution (``skip_first``), K > 1, nothing
-``hetcalc.trace.fixed_reason`` objects to (groups = 1, square odd kernel, no dilation, …), and the
-variant's divisibility (P divides M and N; G divides M). So ``analyze(trace(model), variant, P)``
-counts what ``trace(convert(model, P))`` runs. "First" is module registration order (the order of
-``model.modules()``), which is the call order in usual networks. hetcalc's own layers are not entered.
+Every ``nn.Conv2d`` the variant fits becomes its kind's real layer (``hetcalc.kinds.build``)
+with its channels, kernel, stride, padding and bias, on its device and dtype; the new layers
+are freshly initialised (train or fine-tune after converting). Which convolutions change is
+``hetcalc.kinds.kept``, the rule ``hetcalc.analyze`` counts by: not the first convolution
+(``skip_first``), not 1×1 ones, nothing ``hetcalc.trace.fixed_reason`` objects to (groups = 1,
+square kernel, no dilation, …), and the kind's own eligibility (P dividing M and N, odd K; G
+dividing M). So ``analyze(trace(model), variant, P)`` counts what ``trace(convert(model, P))``
+runs. "First" is module registration order (the order of ``model.modules()``), which is the
+call order in usual networks. hetcalc's own layers are not entered.
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from .errors import InvalidInput, positive_int
-from .layers import DwPwConv2d, GwPwConv2d, HetConv2d
+from . import kinds
+from .errors import positive_int
+from .spec import ConvSpec
 from .trace import HETCALC_LAYERS, fixed_reason
-
-VARIANTS = ("hetconv", "gwc_pwc", "dwc_pwc")
 
 
 @dataclass
@@ -52,26 +52,9 @@ def _padding(conv: nn.Conv2d) -> int:
     return conv.padding[0]
 
 
-def _divisibility(conv: nn.Conv2d, variant: str, p, groups) -> str:
-    M, N = conv.in_channels, conv.out_channels
-    if variant == "hetconv":
-        return next((f"P={p} does not divide {what} {n}" for what, n in (("in_channels", M), ("out_channels", N))
-                     if n % p), "")
-    if variant == "gwc_pwc" and M % groups:
-        return f"G={groups} does not divide in_channels {M}"
-    return ""
-
-
-def _replacement(conv: nn.Conv2d, variant: str, p, groups, impl) -> nn.Module:
-    M, N, K, s, pad, bias = (conv.in_channels, conv.out_channels, conv.kernel_size[0], conv.stride[0],
-                             _padding(conv), conv.bias is not None)
-    if variant == "hetconv":
-        layer = HetConv2d(M, N, K, p, stride=s, padding=pad, bias=bias, impl=impl)
-    elif variant == "gwc_pwc":
-        layer = GwPwConv2d(M, N, K, groups, stride=s, padding=pad, bias=bias)
-    else:
-        layer = DwPwConv2d(M, N, K, stride=s, padding=pad, bias=bias)
-    return layer.to(device=conv.weight.device, dtype=conv.weight.dtype)
+def _spec(conv: nn.Conv2d) -> ConvSpec:
+    (K, _), (stride, _) = conv.kernel_size, conv.stride
+    return ConvSpec(M=conv.in_channels, N=conv.out_channels, K=K, stride=stride, bias=conv.bias is not None)
 
 
 def convert(model: nn.Module, p: int | None = None, *, variant: str = "hetconv", groups: int | None = None,
@@ -81,20 +64,18 @@ def convert(model: nn.Module, p: int | None = None, *, variant: str = "hetconv",
     variant: "hetconv" (part ``p``, ``impl`` "exact", "grouped_sum" or "fast"), "gwc_pwc" (``groups``) or
     "dwc_pwc". ``return_report=True`` returns ``(converted, Conversion)``; the model is not changed.
     """
-    if variant not in VARIANTS:
-        raise InvalidInput("variant", f"must be one of {', '.join(VARIANTS)}, got {variant!r}")
-    if variant == "hetconv":
-        p = positive_int("p", p)
-    if variant == "gwc_pwc":
-        groups = positive_int("groups", groups)
+    kind = kinds.variant(variant)
+    value = {"P": p, "G": groups}.get(kind.parameter)
+    value = positive_int(kind.parameter, value) if kind.parameter else None
     converted = copy.deepcopy(model)
     report, done = Conversion(variant), {}
     for i, (parent, attribute, name, conv) in enumerate(_convs(converted)):
         if id(conv) not in done:  # a module shared by several parents is decided once
-            reason = ("first convolution (skip_first)" if skip_first and i == 0 else
-                      "1×1 kernel: nothing to replace" if conv.kernel_size == (1, 1) else
-                      fixed_reason(conv) or _divisibility(conv, variant, p, groups))
-            done[id(conv)] = conv if reason else _replacement(conv, variant, p, groups, impl)
+            spec = _spec(conv)
+            reason = kinds.kept(spec, variant, value, first=skip_first and i == 0, fixed=fixed_reason(conv))
+            done[id(conv)] = conv if reason else kinds.build(
+                variant, spec.M, spec.N, spec.K, value, stride=spec.stride, padding=_padding(conv), bias=spec.bias,
+                impl=impl).to(device=conv.weight.device, dtype=conv.weight.dtype)
             if reason:
                 report.skipped.append((name, reason))
             else:

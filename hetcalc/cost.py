@@ -58,7 +58,7 @@ def hetconv(spec: ConvSpec, P: int) -> Cost:
 
     Each filter keeps M/P kernels of K×K and M − M/P kernels of 1×1 (P = 1: standard).
     """
-    P = dividing("--P", P, spec.M, f"the input channels M of {spec.name or 'the layer'}")
+    P = dividing("P", P, spec.M, f"the input channels M of {spec.name or 'the layer'}")
     kept = spec.M // P * spec.K**2 + (spec.M - spec.M // P)
     return _conv(spec, spec.N, kept)
 
@@ -69,15 +69,15 @@ def hetconv_grouped_sum(spec: ConvSpec, P: int) -> Cost:
     FL = D_o²·M·N·K²/P + D_o²·M·N, a reduction of 1/P + 1/K² (not Eq. 5): its 1×1 conv
     also covers the channels that already hold a K×K kernel. One bias, on the sum.
     """
-    P = dividing("--P", P, spec.M, f"the input channels M of {spec.name or 'the layer'}")
-    P = dividing("--P", P, spec.N, f"the output channels N of {spec.name or 'the layer'}")
+    P = dividing("P", P, spec.M, f"the input channels M of {spec.name or 'the layer'}")
+    P = dividing("P", P, spec.N, f"the output channels N of {spec.name or 'the layer'}")
     return _conv(spec, spec.N, spec.M // P * spec.K**2 + spec.M)
 
 
 def grouped(spec: ConvSpec, G: int) -> Cost:
     """One grouped K×K convolution M → N with G groups: D_o²·N·(M/G)·K² (G = 1: Eq. 1)."""
-    G = dividing("--G", G, spec.M, f"the input channels M of {spec.name or 'the layer'}")
-    G = dividing("--G", G, spec.N, f"the output channels N of {spec.name or 'the layer'}")
+    G = dividing("G", G, spec.M, f"the input channels M of {spec.name or 'the layer'}")
+    G = dividing("G", G, spec.N, f"the output channels N of {spec.name or 'the layer'}")
     return _conv(spec, spec.N, spec.M // G * spec.K**2)
 
 
@@ -94,7 +94,7 @@ def gwc_pwc(spec: ConvSpec, G: int, mid: int | None = None) -> Cost:
     With ``mid = M = N`` this is Eq. 10 as written, D_o²·M·N·K²/G + M·N·D_o².
     ``mid`` defaults to M, as in the paper's experiments (groupwise M → M, pointwise M → N).
     """
-    mid = spec.M if mid is None else positive_int("--mid", mid)
+    mid = spec.M if mid is None else positive_int("mid", mid)
     groupwise = grouped(spec.with_(N=mid), G)
     pointwise = standard(spec.with_(M=mid, K=1))
     return groupwise + pointwise
@@ -106,10 +106,10 @@ def masked(kept_taps: int, positions: int, out_channels: int = 0, bias: bool = F
     return Cost(macs=positions * kept_taps, adds=positions * bias_terms, params=kept_taps + bias_terms)
 
 
-def linear(in_features: int, out_features: int, bias: bool = True) -> Cost:
-    """A fully connected layer: in · out multiply-accumulates, one add per output with bias."""
+def linear(in_features: int, out_features: int, bias: bool = True, positions: int = 1) -> Cost:
+    """A fully connected layer applied to ``positions`` vectors: in · out MACs and one add per output (bias) each."""
     bias_terms = out_features if bias else 0
-    return Cost(in_features * out_features, bias_terms, in_features * out_features + bias_terms)
+    return Cost(positions * in_features * out_features, positions * bias_terms, in_features * out_features + bias_terms)
 
 
 def batchnorm(channels: int) -> Cost:
@@ -127,7 +127,7 @@ def squeeze_excitation(channels: int, reduction: int, bias: bool = True, name: s
     Counts the two fully connected layers only; the global average pooling and the channel-wise
     rescaling are left out, like pooling and activations elsewhere.
     """
-    R = dividing("--se", reduction, channels, f"the output channels N of {name or 'the layer'}")
+    R = dividing("se", reduction, channels, f"the output channels N of {name or 'the layer'}")
     return linear(channels, channels // R, bias) + linear(channels // R, channels, bias)
 
 
@@ -153,14 +153,27 @@ def hetconv_grouped_sum_reduction(P: int, K: int) -> Fraction:
     return Fraction(1, P) + Fraction(1, K**2)
 
 
+def saved_pct(value, base) -> float:
+    """Percent saved against ``base``: 100 · (1 − value / base) (0 where there is nothing to save)."""
+    return float(100 * (1 - Fraction(value) / Fraction(base))) if base else 0.0
+
+
+def hetconv_P_for(reduction, K: int) -> Fraction | None:
+    """Eq. 5 solved for P: the P whose reduction is ``reduction`` at this K (None where no P > 0 gives it)."""
+    inverse_k2 = Fraction(1, K**2)
+    x = (Fraction(reduction) - inverse_k2) / (1 - inverse_k2)  # = 1/P
+    return 1 / x if x > 0 else None
+
+
+def squeeze_excitation_reduction_for(widths, weights) -> Fraction:
+    """The SE reduction R that gives ``weights`` weights over SE blocks on layers of these widths:
+    Σ 2·C²/R = weights (the weights of Linear(C, C/R) + Linear(C/R, C), biases aside)."""
+    return Fraction(sum(2 * C**2 for C in widths)) / Fraction(weights)
+
+
 def speedup(reduction) -> float:
     """Eq. 9: Speedup = 1 / Reduction."""
     if reduction <= 0:
         raise InvalidInput("reduction", f"must be positive, got {reduction}")
     return float(1 / Fraction(reduction))
 
-
-# The kinds a layer can be replaced with. Latency: extra sequential layers (paper's sense).
-LATENCY = {"standard": 0, "hetconv": 0, "hetconv_grouped_sum": 0, "dwc_pwc": 1, "gwc_pwc": 1}
-EQUATION = {"standard": "Eq. 1", "hetconv": "Eqs. 2–4", "hetconv_grouped_sum": "grouped K×K + 1×1",
-            "dwc_pwc": "Eq. 6", "gwc_pwc": "Eq. 10"}

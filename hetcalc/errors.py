@@ -6,11 +6,15 @@ import os
 
 
 class InvalidInput(ValueError):
-    """A value the user gave is not valid; the message says what would be."""
+    """A value the user gave is not valid; the message says what would be.
 
-    def __init__(self, option: str, message: str):
-        self.option = option
-        super().__init__(f"{option}: {message}")
+    ``parameter`` is the name of the function's own parameter (``P``, ``D_in``); the CLI shows
+    the flag that sets it (``--P``, ``--D-in``).
+    """
+
+    def __init__(self, parameter: str, reason: str):
+        self.parameter, self.reason = parameter, reason
+        super().__init__(f"{parameter}: {reason}")
 
 
 def divisors(n: int, most: int = 12) -> list[int]:
@@ -27,13 +31,13 @@ def divisors(n: int, most: int = 12) -> list[int]:
     return found if found[-1] == n else found + [n]
 
 
-def _listing(values: list[int], most: int = 12) -> str:
+def listing(values: list[int], most: int = 12) -> str:
     shown = ", ".join(map(str, values[:most]))
     return shown + (", …" if len(values) > most else "")
 
 
 def positive_int(option: str, value, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum``, or InvalidInput naming ``option``."""
+    """``value`` as an int >= ``minimum``, or InvalidInput naming the parameter ``option``."""
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -68,6 +72,6 @@ def dividing(option: str, value, channels: int, what: str) -> int:
     if channels % value:
         raise InvalidInput(
             option,
-            f"{value} does not divide {what} ({channels}); valid values: {_listing(divisors(channels))}",
+            f"{value} does not divide {what} ({channels}); valid values: {listing(divisors(channels))}",
         )
     return value

@@ -25,10 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import cost as costs
-from .errors import InvalidInput, dividing, positive_int
+from . import kinds
+from .errors import InvalidInput, positive_int
 from .spec import ConvSpec
-
-IMPLS = ("exact", "grouped_sum", "fast")
 
 
 def _checked(M, N, K, stride, padding) -> tuple[int, int, int, int, int]:
@@ -92,21 +91,18 @@ class HetConv2d(_Costed):
                  padding: int | None = None, bias: bool = False, impl: str = "exact"):
         super().__init__()
         M, N, K, stride, padding = _checked(in_channels, out_channels, kernel_size, stride, padding)
-        if K % 2 == 0:
-            raise InvalidInput("kernel_size", f"must be odd for HetConv (the 1×1 kernel is the centre tap), got {K}")
-        P = dividing("P", p, M, "the input channels M")
-        P = dividing("P", P, N, "the output channels N")
-        if impl not in IMPLS:
-            raise InvalidInput("impl", f"must be one of {', '.join(map(repr, IMPLS))}, got {impl!r}")
+        if impl not in kinds.IMPLS:
+            raise InvalidInput("impl", f"must be one of {', '.join(map(repr, kinds.IMPLS))}, got {impl!r}")
+        kinds.check(ConvSpec(M=M, N=N, K=K), kinds.IMPLS[impl], p)
+        P = positive_int("P", p)
         self.in_channels, self.out_channels, self.kernel_size, self.P = M, N, K, P
         self.stride, self.padding, self.impl, self.has_bias = stride, padding, impl, bias
         self.weight = nn.Parameter(torch.empty(N, M // P, K, K))
         if impl == "exact":
-            fan_in = M // P * K * K + M - M // P
             self.weight_1x1 = nn.Parameter(torch.empty(P, N // P, (P - 1) * (M // P))) if P > 1 else None
         else:
-            fan_in = M // P * K * K + M
             self.weight_1x1 = nn.Parameter(torch.empty(N, M, 1, 1) if impl == "grouped_sum" else torch.empty(N, M))
+        fan_in = self.cost(1).macs // N  # the weights of one filter
         self.bias = nn.Parameter(torch.empty(N)) if bias else None
         for parameter in self.parameters():
             _uniform(parameter, fan_in)
@@ -204,11 +200,8 @@ class HetConv2d(_Costed):
         return dense.view(N, M, K, K)
 
     def cost(self, D_out_h: int, D_out_w: int | None = None) -> costs.Cost:
-        """Eq. 4 (impl="exact") or hetcalc.cost.hetconv_grouped_sum (grouped_sum, fast), at D_out_h × D_out_w."""
-        spec = self.spec(D_out_h, D_out_w)
-        if self.impl == "exact":
-            return costs.hetconv(spec, self.P)
-        return costs.hetconv_grouped_sum(spec, self.P)
+        """What it runs at D_out_h × D_out_w: Eq. 4 (impl="exact") or grouped_sum's formula (grouped_sum, fast)."""
+        return kinds.layer_cost(self.spec(D_out_h, D_out_w), kinds.IMPLS[self.impl], self.P)
 
 
 class DwPwConv2d(_Costed):
@@ -232,7 +225,7 @@ class DwPwConv2d(_Costed):
 
     def cost(self, D_out_h: int, D_out_w: int | None = None) -> costs.Cost:
         """Eq. 6 (hetcalc.cost.dwc_pwc) at a D_out_h × D_out_w output."""
-        return costs.dwc_pwc(self.spec(D_out_h, D_out_w))
+        return kinds.layer_cost(self.spec(D_out_h, D_out_w), "dwc_pwc")
 
 
 class GwPwConv2d(_Costed):
@@ -247,8 +240,8 @@ class GwPwConv2d(_Costed):
         super().__init__()
         M, N, K, stride, padding = _checked(in_channels, out_channels, kernel_size, stride, padding)
         mid = M if mid_channels is None else positive_int("mid_channels", mid_channels)
-        G = dividing("groups", groups, M, "the input channels M")
-        G = dividing("groups", G, mid, "the groupwise output channels mid")
+        kinds.check(ConvSpec(M=M, N=N, K=K), "gwc_pwc", groups, mid)
+        G = groups
         self.in_channels, self.out_channels, self.kernel_size, self.groups, self.mid_channels = M, N, K, G, mid
         self.stride, self.padding, self.has_bias = stride, padding, bias
         self.groupwise = nn.Conv2d(M, mid, K, stride, padding, groups=G, bias=bias)
@@ -259,4 +252,4 @@ class GwPwConv2d(_Costed):
 
     def cost(self, D_out_h: int, D_out_w: int | None = None) -> costs.Cost:
         """Eq. 10 (hetcalc.cost.gwc_pwc) at a D_out_h × D_out_w output."""
-        return costs.gwc_pwc(self.spec(D_out_h, D_out_w), self.groups, self.mid_channels)
+        return kinds.layer_cost(self.spec(D_out_h, D_out_w), "gwc_pwc", self.groups, self.mid_channels)

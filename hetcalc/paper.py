@@ -1,6 +1,7 @@
 """The paper's Table 1 (VGG-16 on CIFAR-10), as published, and its reproduction by hetcalc.
 
-The published numbers are typed from SPEC.md. Each row's variant follows from its name by the
+The published numbers are Table 1 of Singh et al., "HetConv: Heterogeneous Kernel-Based
+Convolutions for Deep CNNs" (CVPR 2019), VGG-16 on CIFAR-10. Each row's variant follows from its name by the
 paper's naming rule (XXX_Pα, XXX_Pα_SE, XXX_GWCβ_PWC, XXX_DWC_PWC, XXX_PC); every row is
 computed by ``hetcalc.analyze`` under one convention, with no per-row adjustment. A value
 reproduces when it lies within ``TOLERANCE`` of the published one: one unit in the last
@@ -13,12 +14,13 @@ import re
 from fractions import Fraction
 
 from . import cost
-from .analyze import analyze, apply_variant, replaced
+from .analyze import analyze, apply_variant, candidates
+from .conventions import costs
 from .errors import InvalidInput
 from .zoo import get_model
 
 MODEL, DATASET = "vgg16", "cifar10"
-SE_REDUCTION = 8  # SPEC.md: "XXX_Pα_SE: ... Squeeze-and-Excitation, reduction ratio 8"
+SE_REDUCTION = 8  # the paper: "XXX_Pα_SE" rows add Squeeze-and-Excitation with reduction ratio 8
 TOLERANCE = 0.01
 COLUMNS = ("flops", "flops_reduction_pct", "params", "params_reduction_pct")
 
@@ -40,7 +42,7 @@ TABLE1 = (
 )
 
 
-def variant_of(row: str) -> dict:
+def row_options(row: str) -> dict:
     """The paper's naming rule: "VGG-16_P4_SE" → {"variant": "hetconv", "P": 4, "se": 8}."""
     suffix = row.split("_", 1)[1] if "_" in row else ""
     if m := re.fullmatch(r"P(\d+|C)(_SE)?", suffix):
@@ -66,10 +68,10 @@ def _implied(options: dict, report, published_flops_M: float, published_params_M
     """
     spec = get_model(MODEL, DATASET)
     after = apply_variant(spec, **{k: v for k, v in options.items() if v is not None})
-    targets = replaced(spec)
-    kept = sum((layer.conv() for i, layer in enumerate(spec.layers) if i not in targets), cost.ZERO)
-    S = sum(spec.layers[i].standard().flops for i in targets)
-    se = sum((after.layers[i].se_cost() for i in targets), cost.ZERO)
+    targets = candidates(spec)
+    kept = sum((costs(layer).built for i, layer in enumerate(spec.layers) if i not in targets), cost.ZERO)
+    S = sum(costs(spec.layers[i]).standard.flops for i in targets)
+    se = sum((costs(after.layers[i]).se for i in targets), cost.ZERO)
     pub_flops, pub_params = (Fraction(str(v)) * 10**6 for v in (published_flops_M, published_params_M))
     notes = []
     if "flops" in misses:
@@ -77,21 +79,21 @@ def _implied(options: dict, report, published_flops_M: float, published_params_M
         notes.append(f"published FLOPs imply replaced layers at {float(r):.4f} of standard (here {float(ours):.4f})")
         Ks = {spec.layers[i].K for i in targets}
         if options["variant"] == "hetconv" and isinstance(options["P"], int) and len(Ks) == 1:
-            inverse_k2 = Fraction(1, Ks.pop() ** 2)
-            x = (r - inverse_k2) / (1 - inverse_k2)  # Eq. 5 solved for 1/P
-            notes.append(f"P ≈ {float(1 / x):.2f} by Eq. 5" if x > 0 else "no P gives that by Eq. 5")
+            P = cost.hetconv_P_for(r, Ks.pop())
+            notes.append(f"P ≈ {float(P):.2f} by Eq. 5" if P else "no P gives that by Eq. 5")
     if "params" in misses:
-        bn = sum(layer.norm_cost().params for layer in spec.layers)
+        bn = sum(costs(layer).norm.params for layer in spec.layers)
         notes.append(f"published params are {round(pub_params - Fraction(report.params)):+,} from ours "
                      f"(BatchNorm, left out, holds {bn:,})")
     if options.get("se"):
-        weights_times_R = sum(2 * spec.layers[i].N ** 2 for i in targets)
+        widths = [spec.layers[i].N for i in targets]
         for column, published, ours, se_part in (("flops", pub_flops, report.flops, se.flops),
                                                   ("params", pub_params, report.params, se.params)):
             extra = published - (Fraction(ours) - se_part)
             if column in misses and extra > 0:
                 notes.append(f"published {'FLOPs' if column == 'flops' else column} imply SE blocks of "
-                             f"{float(extra) / 1e3:.0f}K, i.e. reduction R ≈ {float(weights_times_R / extra):.1f} "
+                             f"{float(extra) / 1e3:.0f}K, i.e. reduction R ≈ "
+                             f"{float(cost.squeeze_excitation_reduction_for(widths, extra)):.1f} "
                              f"(here {options['se']}: {float(se_part) / 1e3:.0f}K)")
     return notes
 
@@ -106,7 +108,7 @@ def table1(convention: str = "paper") -> list[dict]:
     """
     rows = []
     for row, *published in TABLE1:
-        options = variant_of(row)
+        options = row_options(row)
         report = analyze(MODEL, dataset=DATASET, convention=convention, **options)
         ours = (report.flops / 1e6, report.flops_reduction_pct, report.params / 1e6, report.params_reduction_pct)
         entry = {"row": row, **{k: v for k, v in options.items() if v is not None}}

@@ -249,7 +249,7 @@ def model_figure(report, title: str | None = None):
     names = [str(n) for n in layers["name"]]
     before = [float(v) for v in layers["flops_before"]]
     after = [float(v) for v in layers["flops_after"]]
-    reduction = [100 * (1 - a / b) if b else 0.0 for a, b in zip(after, before)]
+    reduction = [cost.saved_pct(a, b) for a, b in zip(after, before)]
     x = list(range(len(names)))
 
     width = max(7.5, 0.32 * len(names) + 2)
@@ -278,7 +278,7 @@ def model_figure(report, title: str | None = None):
     bottom.set_xlabel("layer")
 
     total_before, total_after = sum(before), sum(after)
-    saved = 100 * (1 - total_after / total_before) if total_before else 0.0
+    saved = cost.saved_pct(total_after, total_before)
     model = getattr(report, "model", None)
     convention = getattr(report, "convention", None)
     head = title or f"{model or 'Model'}: per-layer FLOPs, standard vs {replaced}"
@@ -288,15 +288,5 @@ def model_figure(report, title: str | None = None):
 
 
 def _variant_label(report) -> str:
-    """'HetConv P=4', 'GWC+PWC G=4', 'DWC+PWC + SE R=8' from a ModelReport; 'HetConv' for a DataFrame."""
-    from .report import LABEL
-
-    variant = getattr(report, "variant", None) or "hetconv"
-    P, G, se = (getattr(report, key, None) for key in ("P", "G", "se"))
-    label = LABEL.get(variant, variant)
-    if variant == "hetconv" and P is not None:
-        label += (" P=M (PC)" if str(P).upper() == "C" else
-                  " P per layer" if isinstance(P, (list, tuple)) or "," in str(P) else f" P={P}")
-    if variant == "gwc_pwc" and G is not None:
-        label += f" G={G}"
-    return label + (f" + SE R={se}" if se else "")
+    """The variant's title of a ModelReport; 'HetConv' for a DataFrame of layers."""
+    return report.variant_title() if hasattr(report, "variant_title") else "HetConv"

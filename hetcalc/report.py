@@ -4,46 +4,31 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from . import cost
+from . import cost, kinds
 from .spec import ConvSpec
-
-LABEL = {
-    "standard": "Standard conv",
-    "hetconv": "HetConv",
-    "hetconv_grouped_sum": "HetConv (grouped + 1×1)",
-    "dwc_pwc": "DWC+PWC",
-    "gwc_pwc": "GWC+PWC",
-}
 
 
 def layer_costs(spec: ConvSpec, P: int, G: int | None = None, mid: int | None = None,
-                grouped_sum: bool = False) -> dict[str, cost.Cost]:
-    """Cost of ``spec`` as each kind: standard, HetConv(P), DWC+PWC, GWC+PWC(G, defaults to P)."""
-    costs = {
-        "standard": cost.standard(spec),
-        "hetconv": cost.hetconv(spec, P),
-        "dwc_pwc": cost.dwc_pwc(spec),
-        "gwc_pwc": cost.gwc_pwc(spec, P if G is None else G, mid),
-    }
+                grouped_sum: bool = False) -> dict[str, tuple[int | None, cost.Cost]]:
+    """(setting, cost) of ``spec`` as each kind: standard, HetConv(P), DWC+PWC, GWC+PWC(G, defaults to P)."""
+    settings = {"standard": None, "hetconv": P, "dwc_pwc": None, "gwc_pwc": P if G is None else G}
     if grouped_sum:
-        costs["hetconv_grouped_sum"] = cost.hetconv_grouped_sum(spec, P)
-    return costs
+        settings["hetconv_grouped_sum"] = P
+    return {kind: (value, kinds.layer_cost(spec, kind, value, mid)) for kind, value in settings.items()}
 
 
 def layer_rows(spec: ConvSpec, P: int, G: int | None = None, mid: int | None = None,
                grouped_sum: bool = False) -> list[dict]:
     """One row per kind: flops, macs, adds, params, reduction (Eqs. 5, 7, 11), speedup (Eq. 9), latency."""
-    G = P if G is None else G
     costs = layer_costs(spec, P, G, mid, grouped_sum)
-    base = costs["standard"]
-    setting = {"standard": "", "hetconv": f"P={P}", "hetconv_grouped_sum": f"P={P}",
-               "dwc_pwc": "", "gwc_pwc": f"G={G}"}
+    base = costs["standard"][1]
     rows = []
-    for kind, c in costs.items():
+    for name, (value, c) in costs.items():
+        kind = kinds.get(name)
         reduction = Fraction(c.flops, base.flops)
         rows.append({
-            "kind": kind,
-            "label": f"{LABEL[kind]} {setting[kind]}".strip(),
+            "kind": name,
+            "label": kind.title(value),
             "flops": c.flops,
             "macs": c.macs,
             "adds": c.adds,
@@ -51,8 +36,8 @@ def layer_rows(spec: ConvSpec, P: int, G: int | None = None, mid: int | None = N
             "reduction": float(reduction),
             "params_reduction": float(Fraction(c.params, base.params)),
             "speedup": cost.speedup(reduction),
-            "latency": cost.LATENCY[kind],
-            "equation": cost.EQUATION[kind],
+            "latency": kind.latency,
+            "equation": kind.equation,
         })
     return rows
 

@@ -9,13 +9,13 @@ from .errors import InvalidInput, positive_int
 
 def output_size(d_in: int, k: int, stride: int = 1, padding: int | None = None) -> int:
     """D_o = floor((D_i + 2p − K) / s) + 1, with p = K // 2 when ``padding`` is None."""
-    d_in = positive_int("--D-in", d_in)
-    k = positive_int("--K", k)
-    stride = positive_int("--stride", stride)
-    padding = k // 2 if padding is None else positive_int("--padding", padding, minimum=0)
+    d_in = positive_int("D_in", d_in)
+    k = positive_int("K", k)
+    stride = positive_int("stride", stride)
+    padding = k // 2 if padding is None else positive_int("padding", padding, minimum=0)
     span = d_in + 2 * padding - k
     if span < 0:
-        raise InvalidInput("--D-in", f"input {d_in} with padding {padding} is smaller than the kernel ({k})")
+        raise InvalidInput("D_in", f"input {d_in} with padding {padding} is smaller than the kernel ({k})")
     return span // stride + 1
 
 
@@ -37,9 +37,9 @@ class ConvSpec:
     name: str = ""
 
     def __post_init__(self):
-        for option in ("M", "N", "K", "H", "stride"):
-            object.__setattr__(self, option, positive_int(f"--{option}", getattr(self, option)))
-        width = self.H if self.W is None else positive_int("--W", self.W)
+        for parameter in ("M", "N", "K", "H", "stride"):
+            object.__setattr__(self, parameter, positive_int(parameter, getattr(self, parameter)))
+        width = self.H if self.W is None else positive_int("W", self.W)
         object.__setattr__(self, "W", width)
 
     @property

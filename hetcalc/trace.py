@@ -28,13 +28,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import kinds
+from .conventions import costs
 from .errors import InvalidInput, positive_int
 from .layers import DwPwConv2d, GwPwConv2d, HetConv2d
 from .lhc import MaskedConv2d
+from .records import Conv, Linear, ModelSpec, Other
 from .spec import ConvSpec
-from .zoo.model import Conv, Linear, ModelSpec, Other
 
 HETCALC_LAYERS = (HetConv2d, DwPwConv2d, GwPwConv2d)
+TORCH_FLOPS_PER_MAC = 2  # torch.utils.flop_counter counts a multiply-accumulate as 2 FLOPs; hetcalc as 1
 RECORDED = (nn.Conv2d, nn.Linear) + HETCALC_LAYERS
 
 
@@ -47,8 +50,8 @@ def _first_line(error: BaseException) -> str:
 def fixed_reason(conv: nn.Conv2d) -> str:
     """Why no variant may replace this ``nn.Conv2d`` ("" if one may): what HetConv2d & co. cannot carry.
 
-    Variant-independent only; the first convolution, 1×1 kernels and divisibility by P or G
-    are decided by ``hetcalc.analyze`` and ``hetcalc.conversion``.
+    Structure only; the first convolution, 1×1 kernels and each kind's own eligibility (odd K,
+    divisibility by P or G) are ``hetcalc.kinds.kept``.
     """
     (kh, kw), groups = conv.kernel_size, conv.groups
     if type(conv) is not nn.Conv2d:
@@ -57,8 +60,6 @@ def fixed_reason(conv: nn.Conv2d) -> str:
         return f"non-square kernel {kh}×{kw}"
     if groups > 1:
         return "depthwise" if groups == conv.in_channels else f"grouped (G={groups})"
-    if kh % 2 == 0:
-        return f"even kernel {kh}×{kw} (HetConv's 1×1 kernel is the centre tap)"
     if conv.dilation != (1, 1):
         return f"dilation {conv.dilation[0]}×{conv.dilation[1]}"
     if conv.stride[0] != conv.stride[1]:
@@ -190,8 +191,7 @@ def _record(module, name: str, x_shape, y_shape):
     spec = module.spec(H, W).with_(name=name)
     fixed = f"already a {type(module).__name__}"
     if isinstance(module, HetConv2d):
-        kind = "hetconv" if module.impl == "exact" else "hetconv_grouped_sum"  # impl="fast" runs the same MACs
-        return Conv(name, spec, D_in, kind=kind, P=module.P, fixed=fixed)
+        return Conv(name, spec, D_in, kind=kinds.IMPLS[module.impl], P=module.P, fixed=fixed)
     if isinstance(module, GwPwConv2d):
         return Conv(name, spec, D_in, kind="gwc_pwc", G=module.groups, mid=module.mid_channels, fixed=fixed)
     return Conv(name, spec, D_in, kind="dwc_pwc", fixed=fixed)
@@ -199,13 +199,14 @@ def _record(module, name: str, x_shape, y_shape):
 
 def _note(module, record, torch_macs: int) -> str | None:
     """A sentence for the reader where a layer's count needs one (None where it does not)."""
-    macs = record.conv().macs
+    built = costs(record)
+    macs = built.built.macs
     if isinstance(module, MaskedConv2d):
         if module.binary_mask().is_meta:
             return (f"{record.name}: masked, counted as its dense bank ({macs:,} MACs): a mask holds no values on "
                     f"the meta device; build the model on a real device (--device cpu) to count its kept taps")
-        dense = record.standard()
-        return (f"{record.name}: masked, {macs:,} MACs and {record.conv().params:,} parameters on its kept taps "
+        dense = built.standard
+        return (f"{record.name}: masked, {macs:,} MACs and {built.built.params:,} parameters on its kept taps "
                 f"(a sparse runtime); a dense runtime (and fvcore) pays {dense.macs:,} and holds {dense.params:,}")
     if torch_macs != macs:
         return f"{record.name}: torch counted {torch_macs:,} MACs inside this layer, hetcalc counts {macs:,}"
@@ -242,10 +243,10 @@ def _layers(model: nn.Module, calls) -> tuple[list, list[str], Counter]:
         if times[id(module)] > 1 and isinstance(record, Conv):
             record = record.with_(fixed=f"called {times[id(module)]} times (shared weights)")
         if seen[id(module)] > 1:
-            repeated_params += record.conv().params
+            repeated_params += costs(record).built.params
         layers.append(record)
         inside_all += inside
-        notes.append(_note(module, record, sum(inside.values()) // 2))
+        notes.append(_note(module, record, sum(inside.values()) // TORCH_FLOPS_PER_MAC))
     other = _other(model, {id(module): module for module, *_ in calls}.values())
     if repeated_params:
         other = Other("(other parameters)", (other.params if other else 0) - repeated_params,
@@ -291,7 +292,7 @@ def trace(model: nn.Module, input_size, name: str | None = None) -> ModelSpec:
     layers, notes, inside = _layers(model, recorder.calls)
     outside = Counter(counter.get_flop_counts().get("Global", {}))
     outside.subtract(inside)
-    outside = {str(op): n // 2 for op, n in outside.items() if n}
+    outside = {str(op): n // TORCH_FLOPS_PER_MAC for op, n in outside.items() if n}
     macs_outside = sum(outside.values())
     if macs_outside:
         ops = ", ".join(f"{op} {n:,}" for op, n in sorted(outside.items()))

@@ -14,9 +14,8 @@ from typing import Callable, Iterable, Iterator
 
 import torch
 
-from . import cost, fvcount
+from . import fvcount, kinds
 from .cost import Cost
-from .layers import DwPwConv2d, GwPwConv2d, HetConv2d
 from .spec import ConvSpec, output_size
 
 
@@ -63,27 +62,33 @@ def failures(rows: list[dict]) -> list[dict]:
     return [r for r in rows if not r["match"] or r["unexplained_ops"]]
 
 
+def realisations() -> list[tuple[str, str, str]]:
+    """(row kind, kind, HetConv impl) for every real layer: each kind of ``hetcalc.kinds`` built as it
+    is, plus each HetConv implementation that is not a kind of its own (``fast``)."""
+    rows = [(name, name, "exact") for name in kinds.KINDS]
+    return rows + [(f"hetconv_{impl}", "hetconv", impl) for impl in kinds.IMPLS
+                   if impl != "exact" and f"hetconv_{impl}" not in kinds.KINDS]
+
+
 def layer_cases(M: int, N: int, K: int, stride: int, D_in: int, bias: bool, P: int, G: int,
                 mid: int | None = None) -> Iterator[Case]:
-    """The kinds for one layer shape: standard, HetConv (exact, grouped_sum, fast), DWC+PWC, GWC+PWC."""
+    """Every real layer (``realisations``) for one layer shape, against the formula of what it runs."""
     D = output_size(D_in, K, stride)
     spec = ConvSpec(M=M, N=N, K=K, H=D, stride=stride, bias=bias)
     shape = (1, M, D_in, D_in)
     base = {"M": M, "N": N, "K": K, "stride": stride, "D_in": D_in, "D_out": D, "bias": bias}
-    yield Case("standard", base, lambda: torch.nn.Conv2d(M, N, K, stride, K // 2, bias=bias), shape,
-               cost.standard(spec))
-    yield Case("hetconv", {**base, "P": P}, lambda: HetConv2d(M, N, K, P, stride, bias=bias), shape,
-               cost.hetconv(spec, P))
-    yield Case("hetconv_grouped_sum", {**base, "P": P},
-               lambda: HetConv2d(M, N, K, P, stride, bias=bias, impl="grouped_sum"), shape,
-               cost.hetconv_grouped_sum(spec, P))
-    yield Case("hetconv_fast", {**base, "P": P},
-               lambda: HetConv2d(M, N, K, P, stride, bias=bias, impl="fast"), shape,
-               cost.hetconv_grouped_sum(spec, P))
-    yield Case("dwc_pwc", base, lambda: DwPwConv2d(M, N, K, stride, bias=bias), shape, cost.dwc_pwc(spec))
-    yield Case("gwc_pwc", {**base, "G": G, "mid": mid or M},
-               lambda: GwPwConv2d(M, N, K, G, stride, bias=bias, mid_channels=mid), shape,
-               cost.gwc_pwc(spec, G, mid))
+    for row, name, impl in realisations():
+        kind = kinds.get(name)
+        value = {"P": P, "G": G}.get(kind.parameter)
+        width = mid if name == "gwc_pwc" else None
+        config = {**base, **({kind.parameter: value} if kind.parameter else {}),
+                  **({"mid": mid or M} if name == "gwc_pwc" else {})}
+        runs = kinds.IMPLS[impl] if name == "hetconv" else name
+        if kinds.ineligible(spec, name, value, width):
+            continue
+        yield Case(row, config, lambda name=name, value=value, impl=impl, width=width: kinds.build(
+                       name, M, N, K, value, stride=stride, bias=bias, impl=impl, mid=width),
+                   shape, kinds.layer_cost(spec, runs, value, width))
 
 
 def layer_grid(quick: bool = False) -> Iterator[Case]:
@@ -122,7 +127,7 @@ def model_cases(quick: bool = False) -> Iterator[Case]:
     """
     from .analyze import exact_counts
     from .zoo import get_model
-    from .zoo.torch_build import build_model
+    from .build import build_model
 
     for name, variant, options in MODEL_GRID[:3] if quick else MODEL_GRID:
         spec = get_model(name)

@@ -28,7 +28,7 @@ def test_json_has_one_row_per_impl_and_p_with_the_standard_reference():
     assert payload["device"] == "cpu" and payload["threads"] == 1
     assert set(payload["machine"]) == {"cpu", "cores", "torch", "cuda"}
     rows = payload["rows"]
-    names = [impl.name for impl in bench.IMPLS]
+    names = [impl.name for impl in bench.TIMED]
     assert [(r["P"], r["impl"]) for r in rows] == [(P, name) for P in (2, 4) for name in names]
     assert {"hetconv_exact", "hetconv_fast", "hetconv_grouped_sum"} <= {r["impl"] for r in rows}
     for r in rows:
@@ -78,7 +78,7 @@ def test_json_overlays_on_figure5(tmp_path):
     plot = CliRunner().invoke(cli, ["plot", "speedup", "--measured", str(path), "--json"])
     assert plot.exit_code == 0, plot.output
     series = [s for s in json.loads(plot.stdout)["series"] if s["kind"] == "measured"]
-    assert {s["impl"] for s in series} == {impl.name for impl in bench.IMPLS} - {"standard"}
+    assert {s["impl"] for s in series} == {impl.name for impl in bench.TIMED} - {"standard"}
     assert all(s["P"] == [2, 4] for s in series)
 
 
@@ -90,12 +90,12 @@ def test_gpu_rows_form_their_own_series():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--P", "3"], "--P: 3 does not divide the input channels M (8); valid values: 1, 2, 4, 8"),
-    (["--P", "4", "--N", "6"], "--P: 4 does not divide the output channels N (6); valid values: 1, 2, 3, 6"),
+    (["--P", "3"], "--P: P=3 does not divide the input channels M (8); valid values: 1, 2, 4, 8"),
+    (["--P", "4", "--N", "6"], "--P: P=4 does not divide the output channels N (6); valid values: 1, 2, 3, 6"),
     (["--P", "2,x"], "--P: expected comma-separated whole numbers, e.g. 2,4,8; got 'x'"),
     (["--P", ""], "--P: expected comma-separated whole numbers, e.g. 2,4,8; got ''"),
     (["--P", "0"], "--P: must be a whole number >= 1, got 0"),
-    (["--K", "4"], "--K: must be odd for HetConv"),
+    (["--K", "4"], "--K: even kernel 4×4: HetConv's 1×1 kernels are the centre taps"),
     (["--M", "0"], "--M: must be a whole number >= 1, got 0"),
     (["--threads", "0"], "--threads: must be a whole number >= 1, got 0"),
     (["--repeats", "0"], "--repeats: must be a whole number >= 1, got 0"),
@@ -129,6 +129,6 @@ def test_channels_last_times_every_layer_in_nhwc_memory():
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["layer"]["channels_last"] is True
-    assert {r["impl"] for r in payload["rows"]} == {impl.name for impl in bench.IMPLS}
+    assert {r["impl"] for r in payload["rows"]} == {impl.name for impl in bench.TIMED}
     title = " ".join(run(*TINY, "--channels-last", "--impl", "hetconv_fast").stdout.split())
     assert "6×6, channels last:" in title

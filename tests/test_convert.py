@@ -85,7 +85,7 @@ def test_report_lists_replaced_and_skipped_layers():
     model = Small()
     converted, report = convert(model, 4, return_report=True)
     assert report.replaced == ["block1.conv1", "block1.conv2", "block2.conv1", "block2.conv2"]
-    assert report.skipped == [("stem", "first convolution (skip_first)"),
+    assert report.skipped == [("stem", "first convolution (kept, as in the paper)"),
                               ("block2.downsample", "1×1 kernel: nothing to replace"),
                               ("depthwise", "depthwise")]
     assert isinstance(converted.block2.conv1, HetConv2d) and converted.block2.conv1.stride == 2
@@ -100,12 +100,14 @@ def test_ineligible_convolutions_are_kept_with_reasons():
                           nn.Conv2d(8, 8, 3, padding=1, padding_mode="reflect"), nn.Conv2d(8, 12, 3, padding="same"))
     converted, report = convert(model, 4, return_report=True, skip_first=False)
     assert report.skipped == [
-        ("0", "P=4 does not divide in_channels 3"), ("1", "P=4 does not divide in_channels 6"), ("2", "dilation 2×2"),
-        ("3", "even kernel 2×2 (HetConv's 1×1 kernel is the centre tap)"), ("4", "non-square kernel 3×1"),
+        ("0", "P=4 does not divide the input channels M (3); valid values: 1, 3"),
+        ("1", "P=4 does not divide the input channels M (6); valid values: 1, 2, 3, 6"), ("2", "dilation 2×2"),
+        ("3", "even kernel 2×2: HetConv's 1×1 kernels are the centre taps of its K×K kernels"),
+        ("4", "non-square kernel 3×1"),
         ("5", "padding_mode 'reflect'")]
     assert report.replaced == ["6"] and converted[6].padding == 1
     _, gwc = convert_gwc(model, 3, return_report=True)
-    assert gwc.replaced == ["1"] and ("6", "G=3 does not divide in_channels 8") in gwc.skipped
+    assert gwc.replaced == ["1"] and ("6", "G=3 does not divide the input channels M (8); valid values: 1, 2, 4, 8") in gwc.skipped
 
 
 def test_keeps_dtype_shares_shared_modules_and_does_not_enter_hetcalc_layers():
@@ -119,9 +121,9 @@ def test_keeps_dtype_shares_shared_modules_and_does_not_enter_hetcalc_layers():
 
 
 def test_bad_arguments():
-    with pytest.raises(InvalidInput, match="^p: must be a whole number >= 1, got None"):
+    with pytest.raises(InvalidInput, match="^P: must be a whole number >= 1, got None"):
         convert(Small())
-    with pytest.raises(InvalidInput, match="^variant: must be one of hetconv, gwc_pwc, dwc_pwc, got 'lhc'"):
+    with pytest.raises(InvalidInput, match="^variant: must be one of standard, hetconv, dwc_pwc, gwc_pwc, got 'lhc'"):
         convert(Small(), 2, variant="lhc")
 
 

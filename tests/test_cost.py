@@ -60,9 +60,9 @@ def test_grouped_sum_variant_costs_one_over_P_plus_one_over_K2():
 
 
 def test_invalid_P_names_option_and_valid_values():
-    with pytest.raises(InvalidInput, match=r"--P: 3 does not divide .* valid values: 1, 2, 4, 8"):
+    with pytest.raises(InvalidInput, match=r"^P: 3 does not divide .* valid values: 1, 2, 4, 8"):
         cost.hetconv(ConvSpec(M=8, N=8, K=3), 3)
-    with pytest.raises(InvalidInput, match="--M"):
+    with pytest.raises(InvalidInput, match="^M: "):
         ConvSpec(M=0, N=8, K=3)
 
 

@@ -109,7 +109,7 @@ powers = st.sampled_from([1, 2, 4, 8, 16, 32, 64, 128, 256])
 @settings(max_examples=100, deadline=None)
 @given(powers, powers, st.sampled_from([1, 3, 5, 7]), powers, st.integers(1, 64), st.booleans())
 def test_valid_layer_json_always_succeeds(M, N, K, P, D, bias):
-    P = min(P, M)
+    P = min(P, M, N)  # the one eligibility rule: P divides M and N (powers of two: P <= both)
     argv = ["layer", "--M", M, "--N", N, "--K", K, "--P", P, "--D", D, "--json"] + (["--bias"] if bias else [])
     result = CliRunner().invoke(cli, list(map(str, argv)), catch_exceptions=False)
     assert result.exit_code == 0, result.stderr

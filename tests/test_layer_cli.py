@@ -52,10 +52,10 @@ def test_G_defaults_to_P_and_can_differ():
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--M", "256", "--N", "256", "--P", "3"], "--P: 3 does not divide"),
+    (["--M", "256", "--N", "256", "--P", "3"], "--P: P=3 does not divide"),
     (["--M", "256", "--N", "256", "--P", "0"], "--P: must be a whole number >= 1"),
-    (["--M", "256", "--N", "256", "--P", "512"], "--P: 512 does not divide"),
-    (["--M", "256", "--N", "256", "--G", "5"], "--G: 5 does not divide"),
+    (["--M", "256", "--N", "256", "--P", "512"], "--P: P=512 does not divide"),
+    (["--M", "256", "--N", "256", "--G", "5"], "--G: G=5 does not divide"),
     (["--M", "-4", "--N", "256"], "--M: must be a whole number >= 1"),
     (["--M", "64", "--N", "64", "--K", "0"], "--K: must be a whole number >= 1"),
     (["--M", "64", "--N", "64", "--D", "4", "--D-in", "8"], "not both"),

@@ -206,21 +206,21 @@ def test_init_is_conv2d_default_for_the_kept_fan_in():
 @pytest.mark.parametrize("build, option", [
     (lambda: HetConv2d(8, 8, 3, 3), "P"),
     (lambda: HetConv2d(8, 6, 3, 4), "P"),
-    (lambda: HetConv2d(8, 8, 4, 2), "kernel_size"),
+    (lambda: HetConv2d(8, 8, 4, 2), "K"),
     (lambda: HetConv2d(8, 8, 3, 2, impl="masked"), "impl"),
     (lambda: HetConv2d(8, 8, 3, 0), "P"),
-    (lambda: GwPwConv2d(8, 8, 3, 3), "groups"),
-    (lambda: GwPwConv2d(8, 8, 3, 4, mid_channels=6), "groups"),
+    (lambda: GwPwConv2d(8, 8, 3, 3), "G"),
+    (lambda: GwPwConv2d(8, 8, 3, 4, mid_channels=6), "G"),
     (lambda: DwPwConv2d(8, 8, 3, stride=0), "stride"),
 ])
 def test_bad_arguments_raise_invalid_input(build, option):
     with pytest.raises(InvalidInput) as error:
         build()
-    assert error.value.option == option
+    assert error.value.parameter == option
 
 
 def test_bad_p_message_lists_valid_values():
-    with pytest.raises(InvalidInput, match=r"P: 3 does not divide the input channels M \(8\); valid values: 1, 2, 4, 8"):
+    with pytest.raises(InvalidInput, match=r"^P: P=3 does not divide the input channels M \(8\); valid values: 1, 2, 4, 8"):
         HetConv2d(8, 8, 3, 3)
 
 

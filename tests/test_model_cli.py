@@ -73,14 +73,12 @@ def test_table_names_its_context():
 @pytest.mark.parametrize("args,message", [
     (["nope"], "Error: MODEL: unknown model 'nope'; known models: mobilenet, resnet18, resnet34, resnet50, "
                "resnet56, resnet110, vgg16, vgg19"),
-    (["vgg16", "--P", "3"], "Error: --P: 3 does not divide the input channels M of conv2 (64); "
-                            "valid values: 1, 2, 4, 8, 16, 32, 64"),
+    (["vgg16", "--P", "0"], "Error: --P: must be a whole number >= 1, got 0"),
     (["vgg16", "--dataset", "mnist"], "Error: --dataset: vgg16 is defined for cifar10 and imagenet, not 'mnist'"),
     (["resnet50", "--dataset", "cifar10"], "Error: --dataset: resnet50 is defined for imagenet, not 'cifar10'"),
     (["vgg16", "--P", "4", "--gwc", "4"], "Error: --gwc: give one of --P, --gwc, --dwc, not --P and --gwc"),
-    (["vgg16", "--P", "2,4"], "Error: --P: got 2 values for 12 replaced layers (conv2 … conv13)"),
-    (["vgg16", "--gwc", "3"], "Error: --gwc: 3 does not divide the input channels M of conv2 (64); "
-                              "valid values: 1, 2, 4, 8, 16, 32, 64"),
+    (["vgg16", "--P", "2,4"], "Error: --P: got 2 values for 12 replaceable layers (conv2 … conv13)"),
+    (["vgg16", "--gwc", "0"], "Error: --gwc: must be a whole number >= 1, got 0"),
     (["resnet56", "--se", "32"], "Error: --se: 32 does not divide the output channels N of layer1.0.conv1 (16); "
                                  "valid values: 1, 2, 4, 8, 16"),
 ])

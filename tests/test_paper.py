@@ -1,4 +1,4 @@
-"""Table 1 of the paper (VGG-16 on CIFAR-10): the published numbers, typed here from SPEC.md."""
+"""Table 1 of the paper (VGG-16 on CIFAR-10): the published numbers, as published in Singh et al. (CVPR 2019)."""
 
 import json
 import math
@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from hetcalc.cli import cli
-from hetcalc.paper import TOLERANCE, table1, table1_frame, variant_of
+from hetcalc.paper import TOLERANCE, table1, table1_frame, row_options
 
 # row: (FLOPs M, FLOPs reduced %, params M, params reduced %) as published; None where the paper has "—".
 PUBLISHED = {
@@ -81,10 +81,10 @@ def test_rows_that_do_not_reproduce_say_so_and_why():
 
 
 def test_row_names_follow_the_papers_naming():
-    assert variant_of("VGG-16_P4_SE") == {"variant": "hetconv", "P": 4, "se": 8}
-    assert variant_of("VGG-16_PC") == {"variant": "hetconv", "P": "C", "se": None}
-    assert variant_of("VGG-16_GWC4_PWC") == {"variant": "gwc_pwc", "G": 4}
-    assert variant_of("VGG-16_DWC_PWC") == {"variant": "dwc_pwc"}
+    assert row_options("VGG-16_P4_SE") == {"variant": "hetconv", "P": 4, "se": 8}
+    assert row_options("VGG-16_PC") == {"variant": "hetconv", "P": "C", "se": None}
+    assert row_options("VGG-16_GWC4_PWC") == {"variant": "gwc_pwc", "G": 4}
+    assert row_options("VGG-16_DWC_PWC") == {"variant": "dwc_pwc"}
 
 
 def test_exact_convention_and_frame():

@@ -225,27 +225,14 @@ def test_model_figure_from_a_layers_frame():
     assert "58.40M → 17.70M FLOPs (69.69% fewer)" in flops.get_title()
 
 
-class StandInReport(types.SimpleNamespace):
-    def frame(self):
-        return layers_frame()
-
-
-def stand_in_analyze(model, **options):
-    report = StandInReport(model=model, variant=options["variant"], P=options["P"], convention=options["convention"],
-                           layers=layers_frame().to_dict("records"))
-    report.to_dict = lambda: {"model": model, **options, "layers": report.layers}
-    return report
-
-
-def test_plot_model_cli_with_a_stand_in_analyze(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "hetcalc.analyze", types.SimpleNamespace(analyze=stand_in_analyze))
+def test_plot_model_cli_writes_the_figure_and_its_data(tmp_path):
     out = tmp_path / "vgg.svg"
     result = run("plot", "model", "vgg16", "--P", "4", "--out", str(out), "--json")
     assert result.exit_code == 0, result.stderr
     payload = json.loads(result.stdout)
-    assert payload["model"] == "vgg16" and payload["P"] == "4" and len(payload["layers"]) == 4
+    assert payload["model"] == "vgg16" and payload["P"] == 4 and len(payload["layers"]) == 15
     assert b"HetConv P=4" in out.read_bytes()
-    fig = api.model_figure(stand_in_analyze("vgg16", variant="hetconv", P=8, convention="paper"))
+    fig = api.model_figure(api.analyze("vgg16", P=8))
     assert fig.axes[0].get_legend().get_texts()[1].get_text() == "HetConv P=8"
     assert fig.axes[0].get_title().startswith("vgg16: per-layer FLOPs, standard vs HetConv P=8")
 
@@ -281,7 +268,7 @@ def test_plot_model_with_the_zoo(tmp_path):
         [r["flops_before"] for r in report.layers] + [r["flops_after"] for r in report.layers])
     assert "vgg16: per-layer FLOPs, standard vs HetConv P=4" in flops.get_title()
     assert f"({report.flops_reduction_pct:.2f}% fewer)" in flops.get_title()
-    for args, label in ((["--P", "C"], "HetConv P=M (PC)"), (["--gwc", "4"], "GWC+PWC G=4"), (["--dwc"], "DWC+PWC"),
+    for args, label in ((["--P", "C"], "HetConv P = M per layer (PC)"), (["--gwc", "4"], "GWC+PWC G=4"), (["--dwc"], "DWC+PWC"),
                         (["--P", "4", "--se", "8"], "HetConv P=4 + SE R=8")):
         payload = json.loads(run("plot", "model", "vgg16", *args, "--json").stdout)
         figure = plot.model_figure(analyze("vgg16", variant=payload["variant"], P=payload["P"], G=payload["G"],

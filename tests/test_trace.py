@@ -142,7 +142,8 @@ def test_functional_matmuls_are_flagged_and_other_parameters_counted():
     assert report.params == params(model)
     assert report.layers[-1]["params_after"] == 16 * 16 + 2 * 16  # position embedding + LayerNorm
     assert report.flops + report.macs_outside_layers == fvcore_macs(model, (3, 16, 16))
-    assert report.layers[0]["note"].startswith("even kernel 4×4")
+    patches = analyze(spec, variant="hetconv", P=2, convention="exact").layers[0]
+    assert (patches["name"], patches["note"]) == ("patch", "first convolution (kept, as in the paper)")
 
 
 def test_meta_build_allocates_nothing():
@@ -295,8 +296,6 @@ def test_cli_module_table(net_file, monkeypatch):
     ([], "MODEL: give a zoo model NAME or --module PKG.MOD:FACTORY (or path/to/file.py:FACTORY)"),
     (["vgg16", "--input-size", "3", "32", "32"],
      "--input-size: applies to --module only; zoo model vgg16 has its own input"),
-    (["--module", "net.py:make_net", "--input-size", "3", "8", "8", "--P", "3"],
-     "--P: 3 does not divide the input channels M of convs.5 (8); valid values: 1, 2, 4, 8"),
 ])
 def test_cli_errors_are_one_line_exit_2(net_file, monkeypatch, args, message):
     monkeypatch.chdir(net_file.parent)

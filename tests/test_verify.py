@@ -9,13 +9,13 @@ import sys
 import torch
 from click.testing import CliRunner
 
-from hetcalc import cost, verify
+from hetcalc import cost, kinds, verify
 from hetcalc.cli import cli
 from hetcalc.fvcount import FREE_OPS, count, unexplained
 from hetcalc.layers import HetConv2d
 from hetcalc.spec import ConvSpec
 
-KINDS = {"standard", "hetconv", "hetconv_grouped_sum", "hetconv_fast", "dwc_pwc", "gwc_pwc"}
+KINDS = {row for row, _, _ in verify.realisations()}  # every kind of hetcalc.kinds, and HetConv impl="fast"
 
 
 def test_verify_module_worked_example():
@@ -65,8 +65,13 @@ def test_grid_covers_every_kind_both_strides_bias_and_kernel_sizes():
     assert len(quick) >= 40 and {c.kind for c in quick} == KINDS
 
 
+def test_realisations_cover_the_kinds_registry_and_fast():
+    assert KINDS == set(kinds.KINDS) | {"hetconv_fast"}
+
+
 def test_cli_verify_json_all_rows_match():
-    result = CliRunner().invoke(cli, ["verify", "--json"])
+    """The quick grid and three models (the full grid is the registry walk of tests/test_kinds.py)."""
+    result = CliRunner().invoke(cli, ["verify", "--quick", "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     rows = payload["rows"]
@@ -77,8 +82,8 @@ def test_cli_verify_json_all_rows_match():
     assert "bias additions" in payload["unit"]
     assert set(payload["ignored_reasons"]) >= {"aten::add", "aten::unfold"}
     models = [r for r in rows if "model" in r["config"]]
-    assert {r["config"]["model"] for r in models} == {"resnet56", "vgg16", "mobilenet"}
-    assert {r["kind"] for r in models} == {"standard", "hetconv", "dwc_pwc", "gwc_pwc"}
+    assert {r["config"]["model"] for r in models} == {"resnet56", "vgg16"}
+    assert {r["kind"] for r in models} == {"standard", "hetconv"}
     assert all(r["uncounted_handles"] == ["aten::batch_norm", "aten::adaptive_avg_pool2d", "aten::avg_pool2d"]
                for r in models)
     assert set(payload["zeroed_handles"]) == set(models[0]["uncounted_handles"])
@@ -87,7 +92,7 @@ def test_cli_verify_json_all_rows_match():
 def test_cli_verify_table_and_exit_1_on_mismatch(monkeypatch):
     result = CliRunner().invoke(cli, ["verify", "--quick", "--no-models"])
     assert result.exit_code == 0, result.output
-    assert "All 48 rows match" in result.stdout and "fvcore counts no bias additions" in result.stdout
+    assert f"All {8 * len(KINDS)} rows match" in result.stdout and "fvcore counts no bias additions" in result.stdout
 
     spec = ConvSpec(M=4, N=4, K=3, H=4)
     bad = verify.Case("hetconv", {"P": 2}, lambda: HetConv2d(4, 4, 3, 2), (1, 4, 4, 4), cost.standard(spec))

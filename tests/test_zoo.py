@@ -3,7 +3,8 @@
 import pytest
 
 from hetcalc import cost
-from hetcalc.analyze import analyze, apply_variant, exact_counts, replaced
+from hetcalc.analyze import analyze, apply_variant, candidates, exact_counts
+from hetcalc.conventions import costs
 from hetcalc.errors import InvalidInput
 from hetcalc.spec import ConvSpec
 from hetcalc.zoo import Conv, Linear, ModelSpec, get_model, list_models, model_datasets
@@ -53,15 +54,15 @@ def test_resnet56_by_hand():
     spec = get_model("resnet56")
     by_name = spec.by_name()
     stem, first, down, fc = by_name["conv1"], by_name["layer1.0.conv1"], by_name["layer2.0.conv1"], by_name["fc"]
-    assert stem.conv() == cost.Cost(macs=32 * 32 * 3 * 16 * 9, params=3 * 16 * 9)  # 442,368 MACs, 432 weights
-    assert first.conv().macs == 32 * 32 * 16 * 16 * 9 == 2_359_296
+    assert costs(stem).built == cost.Cost(macs=32 * 32 * 3 * 16 * 9, params=3 * 16 * 9)  # 442,368 MACs, 432 weights
+    assert costs(first).built.macs == 32 * 32 * 16 * 16 * 9 == 2_359_296
     assert (down.M, down.N, down.spec.stride, down.spec.H) == (16, 32, 2, 16)  # stride 2, no shortcut conv
-    assert down.conv().macs == 16 * 16 * 16 * 32 * 9 == 1_179_648
-    assert fc.conv() == cost.Cost(640, 10, 650)
-    assert len(spec.convs()) == 55 and len(replaced(spec)) == 54
+    assert costs(down).built.macs == 16 * 16 * 16 * 32 * 9 == 1_179_648
+    assert costs(fc).built == cost.Cost(640, 10, 650)
+    assert len(spec.convs()) == 55 and len(candidates(spec)) == 54
     # HetConv P = 4 in layer1.0.conv1: 32²·16 filters · (16·9/4 K×K taps + 16 − 4 one-by-one taps)
     het = apply_variant(spec, "hetconv", P=4).by_name()["layer1.0.conv1"]
-    assert het.conv().macs == 1024 * 16 * (36 + 12) == 786_432
+    assert costs(het).built.macs == 1024 * 16 * (36 + 12) == 786_432
     # exact params: conv weights + BN (2 per channel) + fc; here stem, one block conv, fc
     exact = analyze("resnet56", variant="standard", convention="exact").layers
     assert exact[0]["params_after"] == 432 + 32 and exact[-1]["params_after"] == 650
@@ -70,12 +71,12 @@ def test_resnet56_by_hand():
 def test_replacement_rule():
     """Every conv but the first; 1×1 convs (ResNet-50's and its downsample) stay; MobileNet pairs become one."""
     r50 = get_model("resnet50", "imagenet")
-    targets = [r50.layers[i].name for i in replaced(r50)]
+    targets = [r50.layers[i].name for i in candidates(r50)]
     assert len(targets) == 16 and all(name.endswith(".conv2") for name in targets)
     mobile = apply_variant(get_model("mobilenet"), "hetconv", P=4)
     block = mobile.by_name()["block2"]
     assert (block.kind, block.M, block.N, block.spec.stride, block.norm) == ("hetconv", 64, 128, 2, (128,))
-    assert block.conv() == cost.hetconv(ConvSpec(64, 128, 3, H=16, stride=2, name="block2"), 4)
+    assert costs(block).built == cost.hetconv(ConvSpec(64, 128, 3, H=16, stride=2, name="block2"), 4)
     # --dwc on MobileNet changes nothing: its blocks already are DWC+PWC
     assert analyze("mobilenet", variant="dwc_pwc").flops_reduction_pct == 0
 
@@ -87,7 +88,7 @@ def test_per_layer_P_and_PC():
     assert [layer.P for layer in after.layers[1:13]] == Ps
     PC = apply_variant(spec, "hetconv", P="C")
     assert [layer.P for layer in PC.layers[1:13]] == [layer.M for layer in spec.layers[1:13]]
-    with pytest.raises(InvalidInput, match="got 3 values for 12 replaced layers"):
+    with pytest.raises(InvalidInput, match="got 3 values for 12 replaceable layers"):
         apply_variant(spec, "hetconv", P=[2, 4, 4])
 
 
@@ -96,12 +97,27 @@ def test_bad_input():
         get_model("alexnet")
     with pytest.raises(InvalidInput, match="resnet50 is defined for imagenet, not 'cifar10'"):
         get_model("resnet50", "cifar10")
-    with pytest.raises(InvalidInput, match="3 does not divide the input channels M of conv2"):
-        analyze("vgg16", P=3)
-    with pytest.raises(InvalidInput, match="applies to HetConv only"):
+    with pytest.raises(InvalidInput, match="does not apply to the dwc_pwc variant"):
         analyze("vgg16", variant="dwc_pwc", P=4)
     with pytest.raises(InvalidInput, match="needs P"):
         analyze("vgg16")
+
+
+def test_a_P_that_fits_no_layer_keeps_every_layer_with_the_reason():
+    """P = 3 divides no VGG-16 width: every layer stays standard, each with the same reason, nothing raises."""
+    report = analyze("vgg16", P=3)
+    assert report.flops == report.baseline_flops and report.flops_reduction_pct == 0
+    convs = [row for row in report.layers if row["kind"] != "linear"]
+    assert all(row["kind"] == "standard" and not row["changed"] for row in convs)
+    assert convs[0]["note"].startswith("first convolution")
+    assert all(row["note"] == "P=3 does not divide the input channels M (64); valid values: 1, 2, 4, 8, 16, 32, 64"
+               for row in convs[1:3])
+
+
+def test_P_1_is_the_standard_convolution_and_says_so():
+    report = analyze("vgg16", P=1)
+    assert report.flops == report.baseline_flops and not any(row["changed"] for row in report.layers)
+    assert report.layers[1]["note"] == "P=1: HetConv with P = 1 is the standard convolution"
 
 
 def test_a_user_spec_is_analysed_like_a_zoo_model():
@@ -125,7 +141,7 @@ def test_a_user_spec_is_analysed_like_a_zoo_model():
 def test_torch_module_matches_exact_counts(name, options):
     torch = pytest.importorskip("torch")
     fvcore_nn = pytest.importorskip("fvcore.nn")
-    from hetcalc.zoo.torch_build import build_model
+    from hetcalc.build import build_model
 
     model = build_model(name, **options).eval()
     analysis = (fvcore_nn.FlopCountAnalysis(model, torch.zeros(1, *get_model(name).input))
@@ -141,5 +157,5 @@ def test_se_and_batchnorm_costs_by_hand():
     # SE on 64 channels, R = 8: Linear(64, 8) + Linear(8, 64), with biases
     assert cost.squeeze_excitation(64, 8) == cost.Cost(64 * 8 * 2, 8 + 64, 64 * 8 * 2 + 8 + 64)
     assert cost.batchnorm(64) == cost.Cost(0, 0, 128)
-    with pytest.raises(InvalidInput, match="--se: 3 does not divide"):
+    with pytest.raises(InvalidInput, match="se: 3 does not divide"):
         cost.squeeze_excitation(64, 3)

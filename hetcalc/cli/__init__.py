@@ -2,6 +2,8 @@
 
 Every command shares one error path: ``InvalidInput`` from the core and click's own usage
 errors print one line on stderr and exit 2; a failed verification exits 1. No traceback.
+The core names its own parameters (``P``, ``D_in``); here each is shown as the flag of the
+running command that sets it (``--P``, ``--D-in``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         module, attribute = COMMANDS[name].split(":")
-        return getattr(importlib.import_module(module), attribute)
+        return speaking_in_flags(getattr(importlib.import_module(module), attribute))
 
     def main(self, args=None, prog_name=None, **extra):
         extra["standalone_mode"] = False
@@ -54,6 +56,27 @@ class LazyGroup(click.Group):
         except InvalidInput as error:
             fail(str(error))
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def speaking_in_flags(command: click.Command) -> click.Command:
+    """``command`` (and its subcommands) re-raising the core's InvalidInput with the flag that sets its parameter."""
+    if getattr(command, "speaks_in_flags", False):
+        return command
+    invoke = command.invoke
+
+    def run(ctx):
+        try:
+            return invoke(ctx)
+        except InvalidInput as error:
+            flags = {p.name: p.opts[0] for p in command.params if isinstance(p, click.Option)}
+            if error.parameter not in flags:
+                raise
+            raise InvalidInput(flags[error.parameter], error.reason) from None
+
+    command.invoke, command.speaks_in_flags = run, True
+    for sub in getattr(command, "commands", {}).values():
+        speaking_in_flags(sub)
+    return command
 
 
 def fail(message: str, code: int = 2):

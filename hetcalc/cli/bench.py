@@ -42,7 +42,6 @@ def bench(M, N, K, D, batch, P, impls, threads, repeats, min_time, device, chann
     """
     from .. import bench as benchmark
 
-    Ps = benchmark.parse_P(P)
     names = benchmark.parse_impls(impls) if impls is not None else None
     err = console(stderr=True)
 
@@ -51,7 +50,7 @@ def bench(M, N, K, D, batch, P, impls, threads, repeats, min_time, device, chann
 
         return track(jobs, description="timing", console=err, transient=True, disable=not err.is_terminal)
 
-    result = benchmark.run(M, N, K, D, batch, Ps, names, threads, repeats, min_time, device, progress,
+    result = benchmark.run(M, N, K, D, batch, P, names, threads, repeats, min_time, device, progress,
                            channels_last=channels_last)
     if as_json:
         print_json(result)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, positive_int
 from ..render import console, print_json, si, table
 from ..report import cheapest, layer_rows, layer_verdicts
 from ..spec import ConvSpec, output_size
@@ -22,7 +22,7 @@ def resolve_output_size(D, D_in, K, stride, padding) -> tuple[int, str]:
         raise InvalidInput("--padding", "needs --D-in (the input size it pads)")
     if D is None:
         return 1, "per output position (D_o = 1); pass --D or --D-in for a whole feature map"
-    return D, f"D_o = {D}"
+    return positive_int("D", D), f"D_o = {D}"
 
 
 @click.command()
@@ -47,8 +47,7 @@ def layer(M, N, K, P, G, D, D_in, stride, padding, bias, grouped_sum, as_json):
     relative to the standard convolution (Eqs. 5, 7, 11), speedup its inverse (Eq. 9) and
     latency the extra sequential layers a replacement adds.
     """
-    if K is not None and K < 1:
-        raise InvalidInput("--K", f"must be a whole number >= 1, got {K}")
+    positive_int("K", K)
     d_out, d_note = resolve_output_size(D, D_in, K, stride, padding)
     spec = ConvSpec(M=M, N=N, K=K, H=d_out, stride=stride, bias=bias)
     rows = layer_rows(spec, P, G, grouped_sum=grouped_sum)

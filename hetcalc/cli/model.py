@@ -20,20 +20,12 @@ def convention_option_with(default: str):
 convention_option = convention_option_with("paper")
 
 
-def variant_of(P, G, dwc) -> str:
+def chosen_variant(P, G, dwc) -> str:
     """The variant the options ask for; at most one of --P, --gwc, --dwc."""
     given = [flag for flag, on in (("--P", P is not None), ("--gwc", G is not None), ("--dwc", dwc)) if on]
     if len(given) > 1:
         raise InvalidInput(given[1], f"give one of --P, --gwc, --dwc, not {' and '.join(given)}")
     return {"--P": "hetconv", "--gwc": "gwc_pwc", "--dwc": "dwc_pwc"}.get(given[0] if given else None, "standard")
-
-
-def variant_label(report) -> str:
-    P = report.P
-    label = {"standard": "standard (no replacement)", "dwc_pwc": "DWC+PWC", "gwc_pwc": f"GWC+PWC G={report.G}",
-             "hetconv": "HetConv " + ("P = M per layer (PC)" if str(P).upper() == "C"
-                                      else f"P={P}" if "," not in str(P) else "P per layer")}[report.variant]
-    return label + (f" + SE R={report.se}" if report.se else "")
 
 
 def write_csv(report, path: str) -> None:
@@ -115,7 +107,7 @@ def model(name, module, input_size, device, dataset, P, G, dwc, se, convention, 
     from ..analyze import analyze
 
     source = model_source(name, module, input_size, dataset, device)
-    report = analyze(source, dataset=dataset, variant=variant_of(P, G, dwc), P=P, G=G, se=se, convention=convention)
+    report = analyze(source, dataset=dataset, variant=chosen_variant(P, G, dwc), P=P, G=G, se=se, convention=convention)
     if csv_path:
         write_csv(report, csv_path)
     if as_json:
@@ -127,7 +119,7 @@ def model(name, module, input_size, device, dataset, P, G, dwc, se, convention, 
 def render(report) -> None:
     C, H, W = report.input
     context = f"{report.dataset}, input" if report.dataset else "input"
-    title = f"{report.model} ({context} {C}×{H}×{W}): {variant_label(report)}"
+    title = f"{report.model} ({context} {C}×{H}×{W}): {report.variant_title()}"
     columns = [("layer", "left"), ("kind", "left"), ("M → N", "right"), ("K", "right"), ("stride", "right"),
                ("D_o", "right"), ("P/G", "right"), ("FLOPs before", "right"), ("FLOPs after", "right"),
                ("params before", "right"), ("params after", "right")]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from ..errors import InvalidInput
-from .model import convention_option, variant_of
+from .model import chosen_variant, convention_option
 
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print the plotted data as one JSON object on stdout.")
@@ -90,7 +90,7 @@ def model(name, dataset, P, G, dwc, se, convention, out, as_json):
     Example:  hetcalc plot model vgg16 --P 4 --out vgg16_p4.png
     The options are those of 'hetcalc model'; --json prints the same report.
     """
-    variant = variant_of(P, G, dwc)
+    variant = chosen_variant(P, G, dwc)
     if variant == "standard":
         raise InvalidInput("--P", "give --P, --gwc or --dwc: what to compare the standard model with")
     _check_out(out, as_json)

@@ -6,8 +6,8 @@
 """
 
 from . import families  # noqa: F401  (registers the entrypoints)
-from .model import KINDS, Builder, Conv, Linear, ModelSpec
+from ..records import Builder, Conv, Linear, ModelSpec
 from .registry import get_model, list_models, model_datasets, model_doc, register_model
 
-__all__ = ["KINDS", "Builder", "Conv", "Linear", "ModelSpec", "get_model", "list_models", "model_datasets",
+__all__ = ["Builder", "Conv", "Linear", "ModelSpec", "get_model", "list_models", "model_datasets",
            "model_doc", "register_model"]

@@ -7,7 +7,7 @@ pass would; the entrypoints below are the zoo. Definitions follow the community'
 
 from __future__ import annotations
 
-from .model import Builder, ModelSpec
+from ..records import Builder, ModelSpec
 from .registry import register_model
 
 DATASETS = {"cifar10": ((3, 32, 32), 10), "imagenet": ((3, 224, 224), 1000)}
@@ -22,7 +22,7 @@ MOBILENET_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
 
 
 def _spec(builder: Builder, dataset: str, family: str) -> ModelSpec:
-    return ModelSpec("", DATASETS[dataset][0], tuple(builder.layers), dataset, family)
+    return ModelSpec("", DATASETS[dataset][0], tuple(builder.layers), dataset, family, pools=tuple(builder.pools))
 
 
 def vgg(dataset: str, depth: int) -> ModelSpec:
@@ -60,8 +60,10 @@ def resnet_cifar(dataset: str, depth: int) -> ModelSpec:
     for stage, width in enumerate((16, 32, 64), 1):
         for block in range(blocks):
             stride = 2 if stage > 1 and block == 0 else 1
+            b.block = f"layer{stage}.{block}"
             b.conv(f"layer{stage}.{block}.conv1", width, 3, stride)
             b.conv(f"layer{stage}.{block}.conv2", width, 3)
+    b.block = ""
     b.linear("fc", classes)
     return _spec(b, dataset, "resnet_cifar")
 
@@ -78,6 +80,7 @@ def resnet(dataset: str, layers: tuple[int, ...], bottleneck: bool) -> ModelSpec
     for stage, (width, count) in enumerate(zip((64, 128, 256, 512), layers), 1):
         for block in range(count):
             stride, source, name = (2 if stage > 1 and block == 0 else 1), (b.channels, b.size), f"layer{stage}.{block}"
+            b.block = name
             if bottleneck:
                 b.conv(f"{name}.conv1", width, 1)
                 b.conv(f"{name}.conv2", width, 3, stride)
@@ -87,6 +90,7 @@ def resnet(dataset: str, layers: tuple[int, ...], bottleneck: bool) -> ModelSpec
                 b.conv(f"{name}.conv2", width, 3)
             if stride != 1 or source[0] != width * expansion:
                 b.conv(f"{name}.downsample.0", width * expansion, 1, stride, source=source)
+    b.block = ""
     b.linear("fc", classes)
     return _spec(b, dataset, "resnet")
 

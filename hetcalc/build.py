@@ -1,9 +1,10 @@
 """Zoo models as torch modules, built from the same layer records that are counted.
 
 ``build_model(name, variant=..., P=...)`` applies the variant to the spec (``hetcalc.analyze``),
-then wires the family (pooling, residuals) around one module per record: the record decides
-M, N, K, stride, bias, kind and its BatchNorm, so the module holds exactly what the exact
-convention counts. torch is imported here only; the real layers come from ``hetcalc.layers``.
+then wires the family around one module per record: the record decides M, N, K, stride, bias,
+kind and its BatchNorm (its layer from ``hetcalc.kinds``), the spec's ``pools`` and the
+records' ``block``/``shortcut`` decide pooling and residual blocks, so the module holds exactly
+what the exact convention counts. torch is imported here.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..analyze import apply_variant
-from .model import Conv, Linear, ModelSpec
-from .registry import get_model
+from . import kinds
+from .analyze import apply_variant
+from .records import Conv, Linear, ModelSpec
+from .zoo import get_model
 
 
 class SqueezeExcite(nn.Module):
@@ -30,26 +32,20 @@ class SqueezeExcite(nn.Module):
 
 
 def conv_unit(layer: Conv) -> nn.Module:
-    """The convolution of ``layer`` as built (by kind), each stage followed by its BatchNorm, then SE."""
-    from ..layers import DwPwConv2d, GwPwConv2d, HetConv2d
-
+    """The convolution of ``layer`` as built (its kind's layer), each stage followed by its BatchNorm, then SE."""
     M, N, K, s, bias = layer.M, layer.N, layer.K, layer.spec.stride, layer.spec.bias
     if layer.kind == "dwc_pwc" and len(layer.norm) == 2:  # MobileNet's own block: BN + ReLU between the stages
         modules = [nn.Conv2d(M, M, K, s, K // 2, groups=M, bias=bias), nn.BatchNorm2d(M), nn.ReLU(inplace=True),
                    nn.Conv2d(M, N, 1, bias=bias)]
-    elif layer.kind == "standard":
-        modules = [nn.Conv2d(M, N, K, s, K // 2, bias=bias)]
-    elif layer.kind == "hetconv":
-        modules = [HetConv2d(M, N, K, layer.P, stride=s, bias=bias)]
-    elif layer.kind == "dwc_pwc":
-        modules = [DwPwConv2d(M, N, K, stride=s, bias=bias)]
-    elif layer.kind == "gwc_pwc":
-        modules = [GwPwConv2d(M, N, K, layer.G, stride=s, bias=bias)]
     else:
-        raise ValueError(f"no torch module for kind {layer.kind!r}")
+        modules = [kinds.build(layer.kind, M, N, K, layer.setting, stride=s, bias=bias, mid=layer.mid)]
     modules += [nn.BatchNorm2d(N)] if layer.norm else []
     modules += [SqueezeExcite(N, layer.se)] if layer.se else []
     return nn.Sequential(*modules)
+
+
+def pooling(pool) -> nn.Module:
+    return nn.MaxPool2d(pool.K, pool.stride, pool.padding)
 
 
 def classifier(layers: list[Linear]) -> nn.Sequential:
@@ -63,18 +59,19 @@ def classifier(layers: list[Linear]) -> nn.Sequential:
 
 
 class VGG(nn.Module):
-    """Convs with ReLU, a 2×2 max-pool wherever the map halves and after the last conv; adaptive pool; classifier."""
+    """Convs with ReLU and the spec's max-pools; adaptive average pool to the classifier's input; classifier."""
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
-        convs, linears = spec.convs(), [layer for layer in spec.layers if isinstance(layer, Linear)]
-        features = []
-        for i, layer in enumerate(convs):
-            if i and layer.D_in < convs[i - 1].spec.H:
-                features.append(nn.MaxPool2d(2))
-            features += [conv_unit(layer), nn.ReLU(inplace=True)]
-        self.features = nn.Sequential(*features, nn.MaxPool2d(2))
-        side = round((linears[0].in_features // convs[-1].N) ** 0.5)
+        pools, features, linears = dict(spec.pools), [], []
+        for i, layer in enumerate(spec.layers):
+            if isinstance(layer, Linear):
+                linears.append(layer)
+                features += [pooling(pools[i])] if i in pools and len(linears) == 1 else []
+                continue
+            features += ([pooling(pools[i])] if i in pools else []) + [conv_unit(layer), nn.ReLU(inplace=True)]
+        self.features = nn.Sequential(*features)
+        side = round((linears[0].in_features // spec.convs()[-1].N) ** 0.5)
         self.avgpool = nn.AdaptiveAvgPool2d(side)
         self.classifier = classifier(linears)
 
@@ -109,21 +106,20 @@ class Block(nn.Module):
 
 
 class ResNet(nn.Module):
-    """Stem (+ 3×3 max-pool for ImageNet), blocks grouped by their names ("layer1.0.conv1" …), GAP, fc."""
+    """Stem (+ the spec's pooling), residual blocks as the records name them, global average pooling, fc."""
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
-        stem, *rest = spec.layers
+        stem, *rest, fc = spec.layers
         self.stem = nn.Sequential(conv_unit(stem), nn.ReLU(inplace=True))
+        self.pool = pooling(dict(spec.pools)[1]) if 1 in dict(spec.pools) else nn.Identity()
         blocks: dict[str, list[Conv]] = {}
-        for layer in rest[:-1]:
-            blocks.setdefault(layer.name.split(".conv")[0].split(".downsample")[0], []).append(layer)
-        first_D_in = rest[0].D_in
-        self.pool = nn.MaxPool2d(3, 2, 1) if first_D_in < stem.spec.H else nn.Identity()
-        self.blocks = nn.Sequential(*(Block([c for c in convs if ".conv" in c.name],
-                                            next((c for c in convs if ".downsample" in c.name), None))
+        for layer in rest:
+            blocks.setdefault(layer.block, []).append(layer)
+        self.blocks = nn.Sequential(*(Block([c for c in convs if not c.shortcut],
+                                            next((c for c in convs if c.shortcut), None))
                                       for convs in blocks.values()))
-        self.fc = nn.Linear(rest[-1].in_features, rest[-1].out_features, rest[-1].bias)
+        self.fc = nn.Linear(fc.in_features, fc.out_features, fc.bias)
 
     def forward(self, x):
         return self.fc(F.adaptive_avg_pool2d(self.blocks(self.pool(self.stem(x))), 1).flatten(1))
@@ -151,6 +147,7 @@ def build_model(name, dataset: str | None = None, variant: str = "standard", P=N
     variant: standard, hetconv (P: a number, "C", or one per replaced layer), gwc_pwc (G),
     dwc_pwc; ``se``: SE reduction after each replaced layer. Counts match
     ``hetcalc.analyze.exact_counts`` (fvcore MACs without BatchNorm; all parameters).
+    Layers the variant does not fit stay as they are (``hetcalc.kinds.kept``), as they are counted.
     """
     spec = name if isinstance(name, ModelSpec) else get_model(name, dataset)
     if spec.family not in FAMILIES:
