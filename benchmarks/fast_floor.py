@@ -51,8 +51,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     layout = torch.channels_last if args.channels_last else torch.contiguous_format
     mach = bench.machine()
-    print(f"Machine: {mach['cpu']}, {mach['cores']} cores; torch {mach['torch']}, {args.threads} threads; "
-          f"{'channels last' if args.channels_last else 'NCHW'}; layer {M} → {N}, {K}×{K}, batch {BATCH}, {D}×{D}")
+    print(
+        f"Machine: {mach['cpu']}, {mach['cores']} cores; torch {mach['torch']}, {args.threads} threads; "
+        f"{'channels last' if args.channels_last else 'NCHW'}; layer {M} → {N}, {K}×{K}, batch {BATCH}, {D}×{D}"
+    )
     spec = ConvSpec(M=M, N=N, K=K, H=D)
     with torch.inference_mode():
         for P in dict.fromkeys(whole_numbers("P", args.P, "2,4,8")):

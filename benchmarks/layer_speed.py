@@ -17,7 +17,19 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-COLUMNS = ("impl", "device", "P", "ms", "ms_min", "speedup", "theory", "realised", "flops_speedup", "macs", "rounds")
+COLUMNS = (
+    "impl",
+    "device",
+    "P",
+    "ms",
+    "ms_min",
+    "speedup",
+    "theory",
+    "realised",
+    "flops_speedup",
+    "macs",
+    "rounds",
+)
 
 
 def announce(jobs):
@@ -31,7 +43,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds per P (default 5)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    parser.add_argument("--channels-last", action="store_true", help="NHWC input and weights (hetcalc bench's flag)")
+    parser.add_argument(
+        "--channels-last", action="store_true", help="NHWC input and weights (hetcalc bench's flag)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the CSV, JSON and PNG")
     args = parser.parse_args()
 
@@ -40,11 +54,23 @@ def main() -> None:
     from hetcalc.plot import figure5, measured_series, save, speedup_series
     from hetcalc.render import console
 
-    result = bench.run(M=256, N=256, K=3, D=56, batch=8, Ps=(2, 4, 8, 16, 32), threads=args.threads,
-                       repeats=args.repeats, progress=announce, channels_last=args.channels_last)
+    result = bench.run(
+        M=256,
+        N=256,
+        K=3,
+        D=56,
+        batch=8,
+        Ps=(2, 4, 8, 16, 32),
+        threads=args.threads,
+        repeats=args.repeats,
+        progress=announce,
+        channels_last=args.channels_last,
+    )
     mach = result["machine"]
-    print(f"Machine: {mach['cpu']}, {mach['cores']} cores; torch {mach['torch']}, {result['threads']} threads"
-          + (f"; GPU {mach['cuda']}" if mach["cuda"] else "; no GPU"))
+    print(
+        f"Machine: {mach['cpu']}, {mach['cores']} cores; torch {mach['torch']}, {result['threads']} threads"
+        + (f"; GPU {mach['cuda']}" if mach["cuda"] else "; no GPU")
+    )
     print(f"Timing: {result['timing']}")
     console().print(result_table(result))
 

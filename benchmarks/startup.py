@@ -34,13 +34,17 @@ def main() -> None:
     torch_import = wall([py, "-c", "import torch"], args.runs)
     print(f"python -c 'import torch'                      {torch_import * 1000:8.1f} ms")
     layer = wall(hetcalc + ["layer", "--M", "256", "--N", "256", "--K", "3", "--P", "8", "--json"], args.runs)
-    print(f"hetcalc layer --M 256 --N 256 --K 3 --P 8     {layer * 1000:8.1f} ms"
-          f"   ratio to torch import: {layer / torch_import:.3f} (goal <= 0.05)")
+    print(
+        f"hetcalc layer --M 256 --N 256 --K 3 --P 8     {layer * 1000:8.1f} ms"
+        f"   ratio to torch import: {layer / torch_import:.3f} (goal <= 0.05)"
+    )
     model = wall(hetcalc + ["model", "resnet50", "--dataset", "imagenet", "--P", "4", "--json"], args.runs)
     fvcore = wall([py, "-c", FVCORE_PIPELINE], max(3, args.runs // 2))
     print(f"hetcalc model resnet50 --dataset imagenet --P 4 --json {model * 1000:8.1f} ms")
-    print(f"fvcore pipeline, same model (import, build, trace)     {fvcore * 1000:8.1f} ms"
-          f"   ratio: {model / fvcore:.3f} (goal <= 0.05)")
+    print(
+        f"fvcore pipeline, same model (import, build, trace)     {fvcore * 1000:8.1f} ms"
+        f"   ratio: {model / fvcore:.3f} (goal <= 0.05)"
+    )
 
 
 # What a user without hetcalc's symbolic model runs for the same answer.

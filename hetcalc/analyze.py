@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 
 from . import conventions, kinds
-from .cost import speedup as eq9_speedup
 from .cost import saved_pct
+from .cost import speedup as eq9_speedup
 from .errors import InvalidInput, positive_int, whole_numbers
 from .records import Conv, Linear, ModelSpec
 from .zoo import get_model
@@ -34,7 +34,9 @@ def candidates(spec: ModelSpec) -> list[int]:
 def per_layer_P(P, layers: list[Conv]) -> list[int]:
     """P for each candidate layer from an int, "C" (P = M, each layer's input channels) or a list."""
     if P is None:
-        raise InvalidInput("P", "the hetconv variant needs P (a number, C for P = M per layer, or one P per layer)")
+        raise InvalidInput(
+            "P", "the hetconv variant needs P (a number, C for P = M per layer, or one P per layer)"
+        )
     P = P_setting(P)
     if P == "C":
         return [layer.M for layer in layers]
@@ -83,9 +85,14 @@ def apply_variant(spec: ModelSpec, variant: str = "hetconv", P=None, G=None, se=
             layers[i] = layer.with_(fixed=reason)
             continue
         norm = layer.norm if target == layer.kind else layer.norm[-1:]
-        layers[i] = layer.with_(kind=target, P=value if target == "hetconv" else None,
-                                G=value if target in ("gwc_pwc", "grouped") else None, norm=norm, se=se,
-                                fixed=note)
+        layers[i] = layer.with_(
+            kind=target,
+            P=value if target == "hetconv" else None,
+            G=value if target in ("gwc_pwc", "grouped") else None,
+            norm=norm,
+            se=se,
+            fixed=note,
+        )
         conventions.costs(layers[i])  # refuse an SE reduction that does not fit this layer, by name
     return spec.with_layers(layers)
 
@@ -99,7 +106,9 @@ def _number(value):
 def _layer_row(before, after, convention: str) -> dict:
     """One row of the per-layer table; counts stay exact (int or Fraction) here."""
     (flops_before, params_before), (flops_after, params_after) = (
-        conventions.measure(before, convention), conventions.measure(after, convention))
+        conventions.measure(before, convention),
+        conventions.measure(after, convention),
+    )
     conv, linear = isinstance(after, Conv), isinstance(after, Linear)
     kind = after.kind if conv else "linear" if linear else "other"
     return {
@@ -177,8 +186,9 @@ class ModelReport:
         return df
 
 
-def analyze(model, *, dataset=None, variant: str = "hetconv", P=None, G=None, se=None,
-            convention: str = "paper") -> ModelReport:
+def analyze(
+    model, *, dataset=None, variant: str = "hetconv", P=None, G=None, se=None, convention: str = "paper"
+) -> ModelReport:
     """Count ``model`` (a zoo name or a ModelSpec) as ``variant`` under ``convention``.
 
     Baseline: the same model unmodified (no replacement, no SE), counted the same way.
@@ -190,13 +200,24 @@ def analyze(model, *, dataset=None, variant: str = "hetconv", P=None, G=None, se
     base_flops, flops, base_params, params = (sum(r[key] for r in rows) for key in COUNTS)
     rows = [{k: _number(v) if k in COUNTS else v for k, v in r.items()} for r in rows]
     return ModelReport(
-        model=spec.name, dataset=spec.dataset, input=list(spec.input), variant=variant,
-        P=P_setting(P) if variant == "hetconv" else None, convention=convention,
-        flops=_number(flops), params=_number(params), baseline_flops=_number(base_flops),
-        baseline_params=_number(base_params), flops_reduction_pct=saved_pct(flops, base_flops),
-        params_reduction_pct=saved_pct(params, base_params), speedup=eq9_speedup(Fraction(flops) / base_flops if flops and base_flops else 1),
-        layers=rows, G=G if variant == "gwc_pwc" else None, se=se,
-        notes=list(spec.notes), macs_outside_layers=spec.macs_outside_layers,
+        model=spec.name,
+        dataset=spec.dataset,
+        input=list(spec.input),
+        variant=variant,
+        P=P_setting(P) if variant == "hetconv" else None,
+        convention=convention,
+        flops=_number(flops),
+        params=_number(params),
+        baseline_flops=_number(base_flops),
+        baseline_params=_number(base_params),
+        flops_reduction_pct=saved_pct(flops, base_flops),
+        params_reduction_pct=saved_pct(params, base_params),
+        speedup=eq9_speedup(Fraction(flops) / base_flops if flops and base_flops else 1),
+        layers=rows,
+        G=G if variant == "gwc_pwc" else None,
+        se=se,
+        notes=list(spec.notes),
+        macs_outside_layers=spec.macs_outside_layers,
     )
 
 

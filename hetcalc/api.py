@@ -48,7 +48,9 @@ def figure5(K=3, P_max: int = 64, M: int = 256, measured=None):
     """The paper's Figure 5 as a Figure; ``measured`` is a bench JSON file or its parsed dict."""
     series = plot.speedup_series(K, P_max, M)
     if measured is not None:
-        series += plot.measured_series(measured) if isinstance(measured, dict) else plot.load_measured(measured)
+        series += (
+            plot.measured_series(measured) if isinstance(measured, dict) else plot.load_measured(measured)
+        )
     return plot.figure5(series)
 
 

@@ -16,8 +16,8 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import torch
 
@@ -42,10 +42,13 @@ def _kind(kind: str, label: str, impl: str = "exact") -> Timed:
     runs = kinds.IMPLS[impl] if kind == "hetconv" else kind
     name = f"hetconv_{impl}" if kind == "hetconv" else kind
     theory = kinds.get(kind)
-    return Timed(name, label,
-                 lambda M, N, K, P: kinds.build(kind, M, N, K, P if theory.parameter else None, impl=impl),
-                 lambda spec, P: theory.cost(spec, P if theory.parameter else None, None),
-                 lambda spec, P: kinds.get(runs).cost(spec, P if kinds.get(runs).parameter else None, None))
+    return Timed(
+        name,
+        label,
+        lambda M, N, K, P: kinds.build(kind, M, N, K, P if theory.parameter else None, impl=impl),
+        lambda spec, P: theory.cost(spec, P if theory.parameter else None, None),
+        lambda spec, P: kinds.get(runs).cost(spec, P if kinds.get(runs).parameter else None, None),
+    )
 
 
 def _hetconv_mask(M, N, K, P):
@@ -66,9 +69,11 @@ def _mask_taps(spec: ConvSpec, P: int) -> cost.Cost:
 
 
 TIMED = (
-    _kind("standard", "nn.Conv2d (reference)"), _kind("hetconv", "HetConv exact (Eq. 4 MACs)", "exact"),
+    _kind("standard", "nn.Conv2d (reference)"),
+    _kind("hetconv", "HetConv exact (Eq. 4 MACs)", "exact"),
     _kind("hetconv", "HetConv fast (shifted, grouped + 1×1)", "fast"),
-    _kind("hetconv_grouped_sum", "grouped K×K + 1×1 (public code)"), _kind("gwc_pwc", "GWC+PWC, G = P"),
+    _kind("hetconv_grouped_sum", "grouped K×K + 1×1 (public code)"),
+    _kind("gwc_pwc", "GWC+PWC, G = P"),
     _kind("dwc_pwc", "DWC+PWC"),
     Timed("masked", "masked dense conv (HetConv mask)", _masked, _mask_taps, lambda s, P: cost.standard(s)),
 )
@@ -80,8 +85,9 @@ def parse_impls(text) -> list[str]:
     names = [part.strip() for part in str(text).split(",") if part.strip()]
     unknown = [name for name in names if name not in BY_NAME]
     if unknown or not names:
-        raise InvalidInput("impls", f"unknown implementation {', '.join(unknown) or repr(text)}; "
-                                     f"known: {', '.join(BY_NAME)}")
+        raise InvalidInput(
+            "impls", f"unknown implementation {', '.join(unknown) or repr(text)}; known: {', '.join(BY_NAME)}"
+        )
     return ["standard"] + [name for name in dict.fromkeys(names) if name != "standard"]
 
 
@@ -101,19 +107,27 @@ def machine() -> dict:
     model = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as info:
-            model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), model)
+            model = next(
+                (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), model
+            )
     except OSError:
         pass
-    return {"cpu": model, "cores": os.cpu_count(), "torch": torch.__version__,
-            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
 
 
 def _timer(device: str) -> Callable[[], float]:
     """A clock that waits for the device to finish first (CUDA runs asynchronously)."""
     if device == "cuda":
+
         def clock():
             torch.cuda.synchronize()
             return time.perf_counter()
+
         return clock
     return time.perf_counter
 
@@ -156,14 +170,29 @@ def _refuse_oversized(M: int, N: int, K: int, D: int, batch: int) -> None:
     """Refuse, before allocating, a layer whose tensors (input, outputs, weights) exceed MEMORY_LIMIT."""
     elements = batch * D * D * (M + 3 * N) + 8 * N * M * K * K  # input, a few outputs, every layer's weights
     if 4 * elements > MEMORY_LIMIT:
-        raise InvalidInput("batch", f"this configuration needs about {4 * elements / 2**30:.0f} GiB of tensors; "
-                                  f"the limit is {MEMORY_LIMIT // 2**30} GiB: reduce --M, --N, --D or --batch")
+        raise InvalidInput(
+            "batch",
+            f"this configuration needs about {4 * elements / 2**30:.0f} GiB of tensors; "
+            f"the limit is {MEMORY_LIMIT // 2**30} GiB: reduce --M, --N, --D or --batch",
+        )
 
 
-def run(M: int = 256, N: int = 256, K: int = 3, D: int = 56, batch: int = 8, Ps: Iterable[int] = (2, 4, 8, 16, 32),
-        impls: Iterable[str] | None = None, threads: int | None = None, repeats: int = 5, min_time: float = 0.0,
-        device: str = "auto", progress: Callable[[Iterable], Iterable] | None = None, seed: int = 0,
-        channels_last: bool = False) -> dict:
+def run(
+    M: int = 256,
+    N: int = 256,
+    K: int = 3,
+    D: int = 56,
+    batch: int = 8,
+    Ps: Iterable[int] = (2, 4, 8, 16, 32),
+    impls: Iterable[str] | None = None,
+    threads: int | None = None,
+    repeats: int = 5,
+    min_time: float = 0.0,
+    device: str = "auto",
+    progress: Callable[[Iterable], Iterable] | None = None,
+    seed: int = 0,
+    channels_last: bool = False,
+) -> dict:
     """Time every implementation of one layer M → N (K×K, stride 1, padding K//2, D×D input) for each P.
 
     ``channels_last``: the input and every layer's weights in torch.channels_last (NHWC) memory,
@@ -173,8 +202,10 @@ def run(M: int = 256, N: int = 256, K: int = 3, D: int = 56, batch: int = 8, Ps:
     implementation, ``standard`` (the reference, speedup 1) first. ``progress`` wraps the
     iteration over (device, P) (e.g. rich.progress.track).
     """
-    M, N, K, D, batch = (positive_int(option, value) for option, value in
-                         (("M", M), ("N", N), ("K", K), ("D", D), ("batch", batch)))
+    M, N, K, D, batch = (
+        positive_int(option, value)
+        for option, value in (("M", M), ("N", N), ("K", K), ("D", D), ("batch", batch))
+    )
     Ps = list(dict.fromkeys(whole_numbers("P", Ps, "2,4,8") if isinstance(Ps, str) else Ps))
     if not Ps:
         raise InvalidInput("P", "give at least one P")
@@ -198,8 +229,10 @@ def run(M: int = 256, N: int = 256, K: int = 3, D: int = 56, batch: int = 8, Ps:
             for dev, P in progress(jobs) if progress else jobs:
                 torch.manual_seed(seed)
                 layout = torch.channels_last if channels_last else torch.contiguous_format
-                modules = {name: BY_NAME[name].build(M, N, K, P).eval().to(dev, memory_format=layout)
-                           for name in names}
+                modules = {
+                    name: BY_NAME[name].build(M, N, K, P).eval().to(dev, memory_format=layout)
+                    for name in names
+                }
                 x = torch.randn(batch, M, D, D, device=dev).contiguous(memory_format=layout)
                 samples = time_layers(modules, x, dev, repeats, min_time)
                 reference = samples["standard"]
@@ -207,19 +240,39 @@ def run(M: int = 256, N: int = 256, K: int = 3, D: int = 56, batch: int = 8, Ps:
                     impl, times = BY_NAME[name], samples[name]
                     theory = standard / impl.theory(spec, P).macs
                     speedup = statistics.median(r / t for r, t in zip(reference, times))
-                    rows.append({
-                        "impl": name, "label": impl.label, "device": dev, "P": P,
-                        "ms": statistics.median(times) * 1e3, "ms_min": min(times) * 1e3,
-                        "speedup": speedup, "theory": theory, "realised": speedup / theory,
-                        "flops_speedup": standard / impl.runs(spec, P).macs,
-                        "macs": impl.runs(spec, P).macs, "rounds": len(times),
-                    })
+                    rows.append(
+                        {
+                            "impl": name,
+                            "label": impl.label,
+                            "device": dev,
+                            "P": P,
+                            "ms": statistics.median(times) * 1e3,
+                            "ms_min": min(times) * 1e3,
+                            "speedup": speedup,
+                            "theory": theory,
+                            "realised": speedup / theory,
+                            "flops_speedup": standard / impl.runs(spec, P).macs,
+                            "macs": impl.runs(spec, P).macs,
+                            "rounds": len(times),
+                        }
+                    )
     finally:
         torch.set_num_threads(previous)
     return {
-        "layer": {"M": M, "N": N, "K": K, "D": D, "batch": batch, "stride": 1, "padding": K // 2, "bias": False,
-                  "channels_last": channels_last},
-        "device": "+".join(targets), "threads": threads, "machine": machine(),
+        "layer": {
+            "M": M,
+            "N": N,
+            "K": K,
+            "D": D,
+            "batch": batch,
+            "stride": 1,
+            "padding": K // 2,
+            "bias": False,
+            "channels_last": channels_last,
+        },
+        "device": "+".join(targets),
+        "threads": threads,
+        "machine": machine(),
         "timing": f"median of >= {repeats} interleaved rounds, min time {min_time:g} s per P; inference mode",
         "rows": rows,
     }

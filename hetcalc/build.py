@@ -24,7 +24,10 @@ class SqueezeExcite(nn.Module):
 
     def __init__(self, channels: int, reduction: int):
         super().__init__()
-        self.fc1, self.fc2 = nn.Linear(channels, channels // reduction), nn.Linear(channels // reduction, channels)
+        self.fc1, self.fc2 = (
+            nn.Linear(channels, channels // reduction),
+            nn.Linear(channels // reduction, channels),
+        )
 
     def forward(self, x):
         scale = torch.sigmoid(self.fc2(F.relu(self.fc1(F.adaptive_avg_pool2d(x, 1).flatten(1)))))
@@ -34,9 +37,15 @@ class SqueezeExcite(nn.Module):
 def conv_unit(layer: Conv) -> nn.Module:
     """The convolution of ``layer`` as built (its kind's layer), each stage followed by its BatchNorm, then SE."""
     M, N, K, s, bias = layer.M, layer.N, layer.K, layer.spec.stride, layer.spec.bias
-    if layer.kind == "dwc_pwc" and len(layer.norm) == 2:  # MobileNet's own block: BN + ReLU between the stages
-        modules = [nn.Conv2d(M, M, K, s, K // 2, groups=M, bias=bias), nn.BatchNorm2d(M), nn.ReLU(inplace=True),
-                   nn.Conv2d(M, N, 1, bias=bias)]
+    if (
+        layer.kind == "dwc_pwc" and len(layer.norm) == 2
+    ):  # MobileNet's own block: BN + ReLU between the stages
+        modules = [
+            nn.Conv2d(M, M, K, s, K // 2, groups=M, bias=bias),
+            nn.BatchNorm2d(M),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(M, N, 1, bias=bias),
+        ]
     else:
         modules = [kinds.build(layer.kind, M, N, K, layer.setting, stride=s, bias=bias, mid=layer.mid)]
     modules += [nn.BatchNorm2d(N)] if layer.norm else []
@@ -69,7 +78,10 @@ class VGG(nn.Module):
                 linears.append(layer)
                 features += [pooling(pools[i])] if i in pools and len(linears) == 1 else []
                 continue
-            features += ([pooling(pools[i])] if i in pools else []) + [conv_unit(layer), nn.ReLU(inplace=True)]
+            features += ([pooling(pools[i])] if i in pools else []) + [
+                conv_unit(layer),
+                nn.ReLU(inplace=True),
+            ]
         self.features = nn.Sequential(*features)
         side = round((linears[0].in_features // spec.convs()[-1].N) ** 0.5)
         self.avgpool = nn.AdaptiveAvgPool2d(side)
@@ -99,7 +111,7 @@ class Block(nn.Module):
         if self.downsample is not None:
             shortcut = self.downsample(x)
         else:
-            shortcut = x[:, :, ::self.stride, ::self.stride]
+            shortcut = x[:, :, :: self.stride, :: self.stride]
             if self.pad:
                 shortcut = F.pad(shortcut, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
         return F.relu(y + shortcut)
@@ -116,9 +128,12 @@ class ResNet(nn.Module):
         blocks: dict[str, list[Conv]] = {}
         for layer in rest:
             blocks.setdefault(layer.block, []).append(layer)
-        self.blocks = nn.Sequential(*(Block([c for c in convs if not c.shortcut],
-                                            next((c for c in convs if c.shortcut), None))
-                                      for convs in blocks.values()))
+        self.blocks = nn.Sequential(
+            *(
+                Block([c for c in convs if not c.shortcut], next((c for c in convs if c.shortcut), None))
+                for convs in blocks.values()
+            )
+        )
         self.fc = nn.Linear(fc.in_features, fc.out_features, fc.bias)
 
     def forward(self, x):
@@ -131,7 +146,9 @@ class MobileNet(nn.Module):
     def __init__(self, spec: ModelSpec):
         super().__init__()
         *convs, fc = spec.layers
-        self.features = nn.Sequential(*(m for layer in convs for m in (conv_unit(layer), nn.ReLU(inplace=True))))
+        self.features = nn.Sequential(
+            *(m for layer in convs for m in (conv_unit(layer), nn.ReLU(inplace=True)))
+        )
         self.fc = nn.Linear(fc.in_features, fc.out_features, fc.bias)
 
     def forward(self, x):
@@ -141,7 +158,9 @@ class MobileNet(nn.Module):
 FAMILIES = {"vgg": VGG, "resnet_cifar": ResNet, "resnet": ResNet, "mobilenet": MobileNet}
 
 
-def build_model(name, dataset: str | None = None, variant: str = "standard", P=None, G=None, se=None) -> nn.Module:
+def build_model(
+    name, dataset: str | None = None, variant: str = "standard", P=None, G=None, se=None
+) -> nn.Module:
     """Zoo model ``name`` (or a ModelSpec with a family) as an ``nn.Module``, with ``variant`` applied.
 
     variant: standard, hetconv (P: a number, "C", or one per replaced layer), gwc_pwc (G),

@@ -57,8 +57,16 @@ def _spec(conv: nn.Conv2d) -> ConvSpec:
     return ConvSpec(M=conv.in_channels, N=conv.out_channels, K=K, stride=stride, bias=conv.bias is not None)
 
 
-def convert(model: nn.Module, p: int | None = None, *, variant: str = "hetconv", groups: int | None = None,
-            skip_first: bool = True, impl: str = "exact", return_report: bool = False):
+def convert(
+    model: nn.Module,
+    p: int | None = None,
+    *,
+    variant: str = "hetconv",
+    groups: int | None = None,
+    skip_first: bool = True,
+    impl: str = "exact",
+    return_report: bool = False,
+):
     """A deep copy of ``model`` with every eligible nn.Conv2d replaced by ``variant``'s real layer.
 
     variant: "hetconv" (part ``p``, ``impl`` "exact", "grouped_sum" or "fast"), "gwc_pwc" (``groups``) or
@@ -73,9 +81,21 @@ def convert(model: nn.Module, p: int | None = None, *, variant: str = "hetconv",
         if id(conv) not in done:  # a module shared by several parents is decided once
             spec = _spec(conv)
             reason = kinds.kept(spec, variant, value, first=skip_first and i == 0, fixed=fixed_reason(conv))
-            done[id(conv)] = conv if reason else kinds.build(
-                variant, spec.M, spec.N, spec.K, value, stride=spec.stride, padding=_padding(conv), bias=spec.bias,
-                impl=impl).to(device=conv.weight.device, dtype=conv.weight.dtype)
+            done[id(conv)] = (
+                conv
+                if reason
+                else kinds.build(
+                    variant,
+                    spec.M,
+                    spec.N,
+                    spec.K,
+                    value,
+                    stride=spec.stride,
+                    padding=_padding(conv),
+                    bias=spec.bias,
+                    impl=impl,
+                ).to(device=conv.weight.device, dtype=conv.weight.dtype)
+            )
             if reason:
                 report.skipped.append((name, reason))
             else:

@@ -27,10 +27,10 @@ class Cost:
         """Multiply-accumulates plus bias additions (the paper counts both)."""
         return self.macs + self.adds
 
-    def __add__(self, other: "Cost") -> "Cost":
+    def __add__(self, other: Cost) -> Cost:
         return Cost(self.macs + other.macs, self.adds + other.adds, self.params + other.params)
 
-    def scaled(self, factor: Fraction) -> "Cost":
+    def scaled(self, factor: Fraction) -> Cost:
         """This cost times ``factor`` (kept fractional; the paper convention uses it)."""
         return Cost(self.macs * factor, self.adds * factor, self.params * factor)
 
@@ -109,7 +109,11 @@ def masked(kept_taps: int, positions: int, out_channels: int = 0, bias: bool = F
 def linear(in_features: int, out_features: int, bias: bool = True, positions: int = 1) -> Cost:
     """A fully connected layer applied to ``positions`` vectors: in · out MACs and one add per output (bias) each."""
     bias_terms = out_features if bias else 0
-    return Cost(positions * in_features * out_features, positions * bias_terms, in_features * out_features + bias_terms)
+    return Cost(
+        positions * in_features * out_features,
+        positions * bias_terms,
+        in_features * out_features + bias_terms,
+    )
 
 
 def batchnorm(channels: int) -> Cost:
@@ -132,6 +136,7 @@ def squeeze_excitation(channels: int, reduction: int, bias: bool = True, name: s
 
 
 # Closed forms of the ratios, exact as fractions.
+
 
 def hetconv_reduction(P: int, K: int) -> Fraction:
     """Eq. 5: FL_HC / FL_S = 1/P + (1 − 1/P)/K²."""
@@ -176,4 +181,3 @@ def speedup(reduction) -> float:
     if reduction <= 0:
         raise InvalidInput("reduction", f"must be positive, got {reduction}")
     return float(1 / Fraction(reduction))
-

@@ -53,7 +53,9 @@ def whole_numbers(option: str, text: str, example: str) -> list[int]:
     values = []
     for part in str(text).split(","):
         if not part.strip().isdigit():
-            raise InvalidInput(option, f"expected comma-separated whole numbers, e.g. {example}; got {part.strip()!r}")
+            raise InvalidInput(
+                option, f"expected comma-separated whole numbers, e.g. {example}; got {part.strip()!r}"
+            )
         values.append(positive_int(option, int(part)))
     return values
 

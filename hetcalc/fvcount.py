@@ -22,35 +22,93 @@ logging.getLogger("fvcore").setLevel(logging.ERROR)
 _MOVES = "moves, copies or reshapes data: no arithmetic"
 _CREATES = "creates a tensor: no arithmetic"
 _COMPARES = "comparisons, maxima or selection: no multiplies"
-_ADDS = ("element-wise addition, no multiplies (summing the partial results of a split convolution "
-         "is the accumulation its counted MACs already include)")
+_ADDS = (
+    "element-wise addition, no multiplies (summing the partial results of a split convolution "
+    "is the accumulation its counted MACs already include)"
+)
 
 # Operators that carry no multiply-accumulates, with the reason. Not here on purpose: aten::mul,
 # aten::div, aten::mean, aten::avg_pool2d, aten::sigmoid, aten::softmax, … (they multiply).
 FREE_OPS: dict[str, str] = {
-    "aten::view": _MOVES, "aten::view_as": _MOVES, "aten::reshape": _MOVES, "aten::reshape_as": _MOVES,
-    "aten::expand_as": _MOVES, "aten::flatten": _MOVES, "aten::unflatten": _MOVES,
-    "aten::permute": _MOVES, "aten::transpose": _MOVES, "aten::t": _MOVES, "aten::contiguous": _MOVES,
-    "aten::expand": _MOVES, "aten::squeeze": _MOVES, "aten::unsqueeze": _MOVES, "aten::unsqueeze_": _MOVES,
-    "aten::select": _MOVES, "aten::slice": _MOVES, "aten::narrow": _MOVES, "aten::split": _MOVES,
-    "aten::split_with_sizes": _MOVES, "aten::chunk": _MOVES, "aten::unbind": _MOVES, "aten::cat": _MOVES,
-    "aten::stack": _MOVES, "aten::index": _MOVES, "aten::index_select": _MOVES, "aten::gather": _MOVES,
-    "aten::scatter": _MOVES, "aten::scatter_": _MOVES, "aten::index_put": _MOVES, "aten::index_put_": _MOVES,
-    "aten::copy_": _MOVES, "aten::clone": _MOVES, "aten::to": _MOVES, "aten::type_as": _MOVES,
-    "aten::detach": _MOVES, "aten::unfold": _MOVES, "aten::as_strided": _MOVES, "aten::roll": _MOVES,
-    "aten::constant_pad_nd": _MOVES, "aten::pad": _MOVES, "aten::size": _MOVES, "aten::numel": _MOVES,
-    "aten::Int": _MOVES, "aten::ScalarImplicit": _MOVES, "aten::movedim": _MOVES,
+    "aten::view": _MOVES,
+    "aten::view_as": _MOVES,
+    "aten::reshape": _MOVES,
+    "aten::reshape_as": _MOVES,
+    "aten::expand_as": _MOVES,
+    "aten::flatten": _MOVES,
+    "aten::unflatten": _MOVES,
+    "aten::permute": _MOVES,
+    "aten::transpose": _MOVES,
+    "aten::t": _MOVES,
+    "aten::contiguous": _MOVES,
+    "aten::expand": _MOVES,
+    "aten::squeeze": _MOVES,
+    "aten::unsqueeze": _MOVES,
+    "aten::unsqueeze_": _MOVES,
+    "aten::select": _MOVES,
+    "aten::slice": _MOVES,
+    "aten::narrow": _MOVES,
+    "aten::split": _MOVES,
+    "aten::split_with_sizes": _MOVES,
+    "aten::chunk": _MOVES,
+    "aten::unbind": _MOVES,
+    "aten::cat": _MOVES,
+    "aten::stack": _MOVES,
+    "aten::index": _MOVES,
+    "aten::index_select": _MOVES,
+    "aten::gather": _MOVES,
+    "aten::scatter": _MOVES,
+    "aten::scatter_": _MOVES,
+    "aten::index_put": _MOVES,
+    "aten::index_put_": _MOVES,
+    "aten::copy_": _MOVES,
+    "aten::clone": _MOVES,
+    "aten::to": _MOVES,
+    "aten::type_as": _MOVES,
+    "aten::detach": _MOVES,
+    "aten::unfold": _MOVES,
+    "aten::as_strided": _MOVES,
+    "aten::roll": _MOVES,
+    "aten::constant_pad_nd": _MOVES,
+    "aten::pad": _MOVES,
+    "aten::size": _MOVES,
+    "aten::numel": _MOVES,
+    "aten::Int": _MOVES,
+    "aten::ScalarImplicit": _MOVES,
+    "aten::movedim": _MOVES,
     "aten::dropout": "identity in eval mode: no arithmetic",
-    "aten::zeros": _CREATES, "aten::zeros_like": _CREATES, "aten::ones": _CREATES, "aten::empty": _CREATES,
-    "aten::full": _CREATES, "aten::full_like": _CREATES, "aten::new_zeros": _CREATES,
-    "aten::new_empty": _CREATES, "aten::new_full": _CREATES, "aten::arange": _CREATES,
-    "aten::relu": _COMPARES, "aten::relu_": _COMPARES, "aten::hardtanh": _COMPARES, "aten::hardtanh_": _COMPARES,
-    "aten::clamp": _COMPARES, "aten::clamp_": _COMPARES, "aten::max": _COMPARES, "aten::max_pool2d": _COMPARES,
-    "aten::eq": _COMPARES, "aten::ge": _COMPARES, "aten::gt": _COMPARES, "aten::le": _COMPARES,
-    "aten::lt": _COMPARES, "aten::floor": _COMPARES, "aten::floor_divide": _COMPARES,
-    "aten::remainder": _COMPARES, "aten::__and__": _COMPARES, "aten::bitwise_not": _COMPARES,
-    "aten::masked_fill": _COMPARES, "aten::nonzero": _COMPARES,
-    "aten::add": _ADDS, "aten::add_": _ADDS,
+    "aten::zeros": _CREATES,
+    "aten::zeros_like": _CREATES,
+    "aten::ones": _CREATES,
+    "aten::empty": _CREATES,
+    "aten::full": _CREATES,
+    "aten::full_like": _CREATES,
+    "aten::new_zeros": _CREATES,
+    "aten::new_empty": _CREATES,
+    "aten::new_full": _CREATES,
+    "aten::arange": _CREATES,
+    "aten::relu": _COMPARES,
+    "aten::relu_": _COMPARES,
+    "aten::hardtanh": _COMPARES,
+    "aten::hardtanh_": _COMPARES,
+    "aten::clamp": _COMPARES,
+    "aten::clamp_": _COMPARES,
+    "aten::max": _COMPARES,
+    "aten::max_pool2d": _COMPARES,
+    "aten::eq": _COMPARES,
+    "aten::ge": _COMPARES,
+    "aten::gt": _COMPARES,
+    "aten::le": _COMPARES,
+    "aten::lt": _COMPARES,
+    "aten::floor": _COMPARES,
+    "aten::floor_divide": _COMPARES,
+    "aten::remainder": _COMPARES,
+    "aten::__and__": _COMPARES,
+    "aten::bitwise_not": _COMPARES,
+    "aten::masked_fill": _COMPARES,
+    "aten::nonzero": _COMPARES,
+    "aten::add": _ADDS,
+    "aten::add_": _ADDS,
 }
 
 
@@ -70,15 +128,21 @@ def count(module, inputs, uncounted: tuple[str, ...] = ()) -> tuple[int, dict[st
     keeps its default handle for an op set to None, so a handle returning 0 replaces it.
     Runs under ``torch.no_grad()``; put the module in eval mode first if that matters.
     """
-    analysis = (FlopCountAnalysis(module, tuple(inputs))
-                .unsupported_ops_warnings(False)
-                .uncalled_modules_warnings(False))
+    analysis = (
+        FlopCountAnalysis(module, tuple(inputs))
+        .unsupported_ops_warnings(False)
+        .uncalled_modules_warnings(False)
+    )
     for op in uncounted:
         analysis.set_op_handle(op, lambda inputs, outputs: 0)
     analysis._ignored_ops = set()  # fvcore 0.1.5: its silent skip list; emptied, so every skip is reported
     with torch.no_grad():
         macs = analysis.total()
-    return int(macs), {op: int(n) for op, n in analysis.by_operator().items()}, dict(analysis.unsupported_ops())
+    return (
+        int(macs),
+        {op: int(n) for op, n in analysis.by_operator().items()},
+        dict(analysis.unsupported_ops()),
+    )
 
 
 def unexplained(ignored: dict[str, int]) -> list[str]:

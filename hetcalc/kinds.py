@@ -14,9 +14,9 @@ table end to end.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable
 
 from . import cost
 from .cost import Cost
@@ -59,34 +59,80 @@ class Kind:
 KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
-        Kind("standard", "Standard conv", "Eq. 1", 0, None,
-             lambda spec, value, mid: cost.standard(spec),
-             lambda value, K, N: Fraction(1), "torch.nn:Conv2d",
-             lambda cls, M, N, K, value, s, p, bias, impl, mid: cls(M, N, K, s, p, bias=bias)),
-        Kind("hetconv", "HetConv", "Eqs. 2–4", 0, "P",
-             lambda spec, P, mid: cost.hetconv(spec, P),
-             lambda P, K, N: cost.hetconv_reduction(P, K), "hetcalc.layers:HetConv2d",
-             lambda cls, M, N, K, P, s, p, bias, impl, mid: cls(M, N, K, P, s, p, bias, impl),
-             divides=("M", "N"), odd_kernel=True),
-        Kind("hetconv_grouped_sum", "HetConv (grouped + 1×1)", "grouped K×K + 1×1", 0, "P",
-             lambda spec, P, mid: cost.hetconv_grouped_sum(spec, P),
-             lambda P, K, N: cost.hetconv_grouped_sum_reduction(P, K), "hetcalc.layers:HetConv2d",
-             lambda cls, M, N, K, P, s, p, bias, impl, mid: cls(M, N, K, P, s, p, bias, "grouped_sum"),
-             divides=("M", "N"), odd_kernel=True, variant=False),
-        Kind("dwc_pwc", "DWC+PWC", "Eq. 6", 1, None,
-             lambda spec, value, mid: cost.dwc_pwc(spec),
-             lambda value, K, N: cost.dwc_pwc_reduction(N, K), "hetcalc.layers:DwPwConv2d",
-             lambda cls, M, N, K, value, s, p, bias, impl, mid: cls(M, N, K, s, p, bias)),
-        Kind("gwc_pwc", "GWC+PWC", "Eq. 10", 1, "G",
-             lambda spec, G, mid: cost.gwc_pwc(spec, G, mid),
-             lambda G, K, N: cost.gwc_pwc_reduction(G, K), "hetcalc.layers:GwPwConv2d",
-             lambda cls, M, N, K, G, s, p, bias, impl, mid: cls(M, N, K, G, s, p, bias, mid),
-             divides=("M", "mid")),
-        Kind("grouped", "Grouped conv", "Eq. 1 over G groups", 0, "G",
-             lambda spec, G, mid: cost.grouped(spec, G),
-             lambda G, K, N: Fraction(1, G), "torch.nn:Conv2d",
-             lambda cls, M, N, K, G, s, p, bias, impl, mid: cls(M, N, K, s, p, groups=G, bias=bias),
-             divides=("M", "N"), variant=False),
+        Kind(
+            "standard",
+            "Standard conv",
+            "Eq. 1",
+            0,
+            None,
+            lambda spec, value, mid: cost.standard(spec),
+            lambda value, K, N: Fraction(1),
+            "torch.nn:Conv2d",
+            lambda cls, M, N, K, value, s, p, bias, impl, mid: cls(M, N, K, s, p, bias=bias),
+        ),
+        Kind(
+            "hetconv",
+            "HetConv",
+            "Eqs. 2–4",
+            0,
+            "P",
+            lambda spec, P, mid: cost.hetconv(spec, P),
+            lambda P, K, N: cost.hetconv_reduction(P, K),
+            "hetcalc.layers:HetConv2d",
+            lambda cls, M, N, K, P, s, p, bias, impl, mid: cls(M, N, K, P, s, p, bias, impl),
+            divides=("M", "N"),
+            odd_kernel=True,
+        ),
+        Kind(
+            "hetconv_grouped_sum",
+            "HetConv (grouped + 1×1)",
+            "grouped K×K + 1×1",
+            0,
+            "P",
+            lambda spec, P, mid: cost.hetconv_grouped_sum(spec, P),
+            lambda P, K, N: cost.hetconv_grouped_sum_reduction(P, K),
+            "hetcalc.layers:HetConv2d",
+            lambda cls, M, N, K, P, s, p, bias, impl, mid: cls(M, N, K, P, s, p, bias, "grouped_sum"),
+            divides=("M", "N"),
+            odd_kernel=True,
+            variant=False,
+        ),
+        Kind(
+            "dwc_pwc",
+            "DWC+PWC",
+            "Eq. 6",
+            1,
+            None,
+            lambda spec, value, mid: cost.dwc_pwc(spec),
+            lambda value, K, N: cost.dwc_pwc_reduction(N, K),
+            "hetcalc.layers:DwPwConv2d",
+            lambda cls, M, N, K, value, s, p, bias, impl, mid: cls(M, N, K, s, p, bias),
+        ),
+        Kind(
+            "gwc_pwc",
+            "GWC+PWC",
+            "Eq. 10",
+            1,
+            "G",
+            lambda spec, G, mid: cost.gwc_pwc(spec, G, mid),
+            lambda G, K, N: cost.gwc_pwc_reduction(G, K),
+            "hetcalc.layers:GwPwConv2d",
+            lambda cls, M, N, K, G, s, p, bias, impl, mid: cls(M, N, K, G, s, p, bias, mid),
+            divides=("M", "mid"),
+        ),
+        Kind(
+            "grouped",
+            "Grouped conv",
+            "Eq. 1 over G groups",
+            0,
+            "G",
+            lambda spec, G, mid: cost.grouped(spec, G),
+            lambda G, K, N: Fraction(1, G),
+            "torch.nn:Conv2d",
+            lambda cls, M, N, K, G, s, p, bias, impl, mid: cls(M, N, K, s, p, groups=G, bias=bias),
+            divides=("M", "N"),
+            variant=False,
+        ),
     )
 }
 
@@ -134,13 +180,21 @@ def _problem(spec: ConvSpec, kind: Kind, value, mid) -> tuple[str, str] | None:
         return None
     value = positive_int(kind.parameter, value)
     if kind.odd_kernel and spec.K % 2 == 0:
-        return "K", f"even kernel {spec.K}×{spec.K}: HetConv's 1×1 kernels are the centre taps of its K×K kernels"
-    widths = {"M": ("the input channels M", spec.M), "N": ("the output channels N", spec.N),
-              "mid": ("the groupwise output channels", spec.M if mid is None else mid)}
+        return (
+            "K",
+            f"even kernel {spec.K}×{spec.K}: HetConv's 1×1 kernels are the centre taps of its K×K kernels",
+        )
+    widths = {
+        "M": ("the input channels M", spec.M),
+        "N": ("the output channels N", spec.N),
+        "mid": ("the groupwise output channels", spec.M if mid is None else mid),
+    }
     for what, channels in (widths[width] for width in kind.divides):
         if channels % value:
-            return kind.parameter, (f"{kind.parameter}={value} does not divide {what} ({channels}); "
-                                    f"valid values: {listing(divisors(channels))}")
+            return kind.parameter, (
+                f"{kind.parameter}={value} does not divide {what} ({channels}); "
+                f"valid values: {listing(divisors(channels))}"
+            )
     return None
 
 
@@ -152,8 +206,9 @@ def check(spec: ConvSpec, kind: str, value=None, mid: int | None = None) -> None
         raise InvalidInput(parameter, reason + (f" ({spec.name})" if spec.name else ""))
 
 
-def kept(spec: ConvSpec, kind: str, value=None, *, first: bool = False, fixed: str = "",
-         mid: int | None = None) -> str | None:
+def kept(
+    spec: ConvSpec, kind: str, value=None, *, first: bool = False, fixed: str = "", mid: int | None = None
+) -> str | None:
     """Why a model's convolution ``spec`` stays as it is when the model is converted to ``kind``; None: replaced.
 
     The model-level rule, shared by ``hetcalc.analyze`` and ``hetcalc.convert``: the first
@@ -184,8 +239,19 @@ def layer_class(kind: str):
     return getattr(importlib.import_module(module), name)
 
 
-def build(kind: str, M: int, N: int, K: int, value=None, *, stride: int = 1, padding: int | None = None,
-          bias: bool = False, impl: str = "exact", mid: int | None = None):
+def build(
+    kind: str,
+    M: int,
+    N: int,
+    K: int,
+    value=None,
+    *,
+    stride: int = 1,
+    padding: int | None = None,
+    bias: bool = False,
+    impl: str = "exact",
+    mid: int | None = None,
+):
     """The real layer of ``kind`` for a convolution M → N, K×K (imports torch); checked for eligibility first."""
     check(ConvSpec(M=M, N=N, K=K, stride=stride, bias=bias), kind, value, mid)
     padding = K // 2 if padding is None else padding

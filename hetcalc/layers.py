@@ -48,8 +48,15 @@ class _Costed(nn.Module):
     """Shared: the layer as a ConvSpec at a given output size."""
 
     def spec(self, D_out_h: int, D_out_w: int | None = None) -> ConvSpec:
-        return ConvSpec(M=self.in_channels, N=self.out_channels, K=self.kernel_size, H=D_out_h, W=D_out_w,
-                        stride=self.stride, bias=self.has_bias)
+        return ConvSpec(
+            M=self.in_channels,
+            N=self.out_channels,
+            K=self.kernel_size,
+            H=D_out_h,
+            W=D_out_w,
+            stride=self.stride,
+            bias=self.has_bias,
+        )
 
 
 class HetConv2d(_Costed):
@@ -87,8 +94,17 @@ class HetConv2d(_Costed):
     1×1 kernel is the centre tap); P must divide M and N.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, p: int, stride: int = 1,
-                 padding: int | None = None, bias: bool = False, impl: str = "exact"):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        p: int,
+        stride: int = 1,
+        padding: int | None = None,
+        bias: bool = False,
+        impl: str = "exact",
+    ):
         super().__init__()
         M, N, K, stride, padding = _checked(in_channels, out_channels, kernel_size, stride, padding)
         if impl not in kinds.IMPLS:
@@ -101,15 +117,19 @@ class HetConv2d(_Costed):
         if impl == "exact":
             self.weight_1x1 = nn.Parameter(torch.empty(P, N // P, (P - 1) * (M // P))) if P > 1 else None
         else:
-            self.weight_1x1 = nn.Parameter(torch.empty(N, M, 1, 1) if impl == "grouped_sum" else torch.empty(N, M))
+            self.weight_1x1 = nn.Parameter(
+                torch.empty(N, M, 1, 1) if impl == "grouped_sum" else torch.empty(N, M)
+            )
         fan_in = self.cost(1).macs // N  # the weights of one filter
         self.bias = nn.Parameter(torch.empty(N)) if bias else None
         for parameter in self.parameters():
             _uniform(parameter, fan_in)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, P={self.P}, "
-                f"stride={self.stride}, padding={self.padding}, bias={self.has_bias}, impl={self.impl!r}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, P={self.P}, "
+            f"stride={self.stride}, padding={self.padding}, bias={self.has_bias}, impl={self.impl!r}"
+        )
 
     def _centre(self, x):
         """The input as a 1×1 conv with this stride must see it to read the K×K kernels' centre taps."""
@@ -143,7 +163,9 @@ class HetConv2d(_Costed):
         y = F.conv2d(by_residue, self.weight, bias, s, self.padding, groups=P)  # filters in residue order
         del by_residue
         out = F.conv2d(self._centre(x), self.weight_1x1.view(N, M, 1, 1), None, s)  # filters in order
-        in_filter_order = y.movedim(1, -1).unflatten(-1, (P, N // P)).transpose(-1, -2)  # (B, H', W', N/P, P) view
+        in_filter_order = (
+            y.movedim(1, -1).unflatten(-1, (P, N // P)).transpose(-1, -2)
+        )  # (B, H', W', N/P, P) view
         out.movedim(1, -1).unflatten(-1, (N // P, P)).add_(in_filter_order)
         return out
 
@@ -165,7 +187,9 @@ class HetConv2d(_Costed):
             centre = self._centre(x)[:, :, ::s, ::s]  # (B, M, H', W'): what the 1×1 taps read
             groups = centre.unflatten(1, (M // P, P)).transpose(1, 2).flatten(3)  # (B, P, M/P, H'·W')
             twice = torch.cat([groups, groups[:, :-1]], dim=1)  # residues 0, …, P−1, 0, …, P−2
-            others = twice[:, 1:].unfold(1, P - 1, 1).permute(0, 1, 4, 2, 3).flatten(2, 3)  # (B, P, (P−1)·M/P, H'·W')
+            others = (
+                twice[:, 1:].unfold(1, P - 1, 1).permute(0, 1, 4, 2, 3).flatten(2, 3)
+            )  # (B, P, (P−1)·M/P, H'·W')
             ones = torch.stack([torch.bmm(self.weight_1x1, image) for image in others])  # (B, P, N/P, H'·W')
             y = y + ones.view_as(y)
         return y.unflatten(1, (P, N // P)).transpose(1, 2).flatten(1, 2)  # back to filter order j·P + r
@@ -186,7 +210,9 @@ class HetConv2d(_Costed):
             return dense
         dense = self._shifted_full().view(N, M // P, P, K, K)  # channel m·P + q at [:, m, q]
         if P > 1:
-            ones = self.weight_1x1.unflatten(2, (P - 1, M // P)).transpose(0, 1).flatten(0, 1)  # (N, P−1, M/P)
+            ones = (
+                self.weight_1x1.unflatten(2, (P - 1, M // P)).transpose(0, 1).flatten(0, 1)
+            )  # (N, P−1, M/P)
             residues = (n[:, None] % P + 1 + torch.arange(P - 1, device=n.device)) % P  # (N, P−1)
             dense[n[:, None], :, residues, c, c] = ones
         return dense.view(N, M, K, K)
@@ -211,8 +237,15 @@ class DwPwConv2d(_Costed):
     ``bias=True`` gives both convolutions a bias, as ``hetcalc.cost.dwc_pwc`` counts.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int | None = None, bias: bool = False):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int | None = None,
+        bias: bool = False,
+    ):
         super().__init__()
         M, N, K, stride, padding = _checked(in_channels, out_channels, kernel_size, stride, padding)
         self.in_channels, self.out_channels, self.kernel_size = M, N, K
@@ -235,14 +268,29 @@ class GwPwConv2d(_Costed):
     bias, as ``hetcalc.cost.gwc_pwc`` counts. G must divide M and mid.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, groups: int, stride: int = 1,
-                 padding: int | None = None, bias: bool = False, mid_channels: int | None = None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        groups: int,
+        stride: int = 1,
+        padding: int | None = None,
+        bias: bool = False,
+        mid_channels: int | None = None,
+    ):
         super().__init__()
         M, N, K, stride, padding = _checked(in_channels, out_channels, kernel_size, stride, padding)
         mid = M if mid_channels is None else positive_int("mid_channels", mid_channels)
         kinds.check(ConvSpec(M=M, N=N, K=K), "gwc_pwc", groups, mid)
         G = groups
-        self.in_channels, self.out_channels, self.kernel_size, self.groups, self.mid_channels = M, N, K, G, mid
+        self.in_channels, self.out_channels, self.kernel_size, self.groups, self.mid_channels = (
+            M,
+            N,
+            K,
+            G,
+            mid,
+        )
         self.stride, self.padding, self.has_bias = stride, padding, bias
         self.groupwise = nn.Conv2d(M, mid, K, stride, padding, groups=G, bias=bias)
         self.pointwise = nn.Conv2d(mid, N, 1, bias=bias)

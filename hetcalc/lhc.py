@@ -54,7 +54,9 @@ class MaskedConv2d(nn.Conv2d):
 
     def forward(self, x):
         gate = _BinaryGate.apply(self.mask_scores) if self.learnable else self.mask.to(self.weight.dtype)
-        return F.conv2d(x, self.weight * gate, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return F.conv2d(
+            x, self.weight * gate, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
 
     def costs(self, out_h: int, out_w: int | None = None) -> dict[str, cost.Cost]:
         """``effective``: kept taps only (a heterogeneous runtime); ``dense``: the full bank (a dense runtime, fvcore)."""

@@ -80,10 +80,17 @@ class MaskLayer:
         effective = cost.masked(int(self.mask.sum()), positions, N, bias)
         dense = cost.masked(self.mask.size, positions, N, bias)
         return {
-            "name": self.name, "N": N, "M": M, "K": K, "D_out": self.D_out,
-            "kept_taps": int(self.mask.sum()), "density": float(self.mask.mean()),
-            "flops": effective.flops, "params": effective.params,
-            "dense_flops": dense.flops, "dense_params": dense.params,
+            "name": self.name,
+            "N": N,
+            "M": M,
+            "K": K,
+            "D_out": self.D_out,
+            "kept_taps": int(self.mask.sum()),
+            "density": float(self.mask.mean()),
+            "flops": effective.flops,
+            "params": effective.params,
+            "dense_flops": dense.flops,
+            "dense_params": dense.params,
             **{f"kernels_{shape}": count for shape, count in topology(self.mask).items()},
         }
 
@@ -92,12 +99,17 @@ def as_mask(name: str, array) -> np.ndarray:
     """A 4-D boolean N×M×K×K array (0/1 numbers are accepted), or InvalidInput."""
     array = np.asarray(array)
     if array.ndim != 4:
-        raise InvalidInput("FILE", f"mask {name!r} has rank {array.ndim}, shape {array.shape}; expected N×M×K×K")
+        raise InvalidInput(
+            "FILE", f"mask {name!r} has rank {array.ndim}, shape {array.shape}; expected N×M×K×K"
+        )
     if array.shape[2] != array.shape[3]:
         raise InvalidInput("FILE", f"mask {name!r} has non-square kernels {array.shape[2]}×{array.shape[3]}")
     if array.dtype != bool:
         if not np.isin(array, (0, 1)).all():
-            raise InvalidInput("FILE", f"mask {name!r} holds values other than 0/1 (dtype {array.dtype}); expected a boolean mask")
+            raise InvalidInput(
+                "FILE",
+                f"mask {name!r} holds values other than 0/1 (dtype {array.dtype}); expected a boolean mask",
+            )
         array = array.astype(bool)
     return array
 
@@ -128,7 +140,9 @@ def load(path: str | Path, D_out: int | None = None) -> list[MaskLayer]:
     for name, array in raw.items():
         size = sizes.get(name, D_out)
         if size is None:
-            raise InvalidInput("--D", f"no output size for mask {name!r}: pass --D or store output_sizes in the file")
+            raise InvalidInput(
+                "--D", f"no output size for mask {name!r}: pass --D or store output_sizes in the file"
+            )
         layers.append(MaskLayer(name, as_mask(name, array), positive_int("--D", int(size))))
     return layers
 
@@ -143,7 +157,9 @@ def _load_pt(path: Path) -> tuple[dict, dict]:
     if isinstance(data, torch.Tensor):
         return {path.stem: data.numpy()}, {}
     if not isinstance(data, dict):
-        raise InvalidInput("FILE", f"{path} holds a {type(data).__name__}; expected a tensor or a dict of masks")
+        raise InvalidInput(
+            "FILE", f"{path} holds a {type(data).__name__}; expected a tensor or a dict of masks"
+        )
     sizes = data.get("output_sizes", {})
     if not isinstance(sizes, dict):
         raise InvalidInput("FILE", f"{path}: output_sizes must map layer names to D_o")

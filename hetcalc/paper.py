@@ -52,12 +52,14 @@ def row_options(row: str) -> dict:
         return {"variant": "gwc_pwc", "G": int(m[1])}
     if suffix == "DWC_PWC":
         return {"variant": "dwc_pwc"}
-    raise InvalidInput("row", f"{row!r} does not follow the paper's naming (XXX_Pα[_SE], XXX_GWCβ_PWC, "
-                              "XXX_DWC_PWC, XXX_PC)")
+    raise InvalidInput(
+        "row", f"{row!r} does not follow the paper's naming (XXX_Pα[_SE], XXX_GWCβ_PWC, XXX_DWC_PWC, XXX_PC)"
+    )
 
 
-def _implied(options: dict, report, published_flops_M: float, published_params_M: float,
-             misses: list[str]) -> list[str]:
+def _implied(
+    options: dict, report, published_flops_M: float, published_params_M: float, misses: list[str]
+) -> list[str]:
     """What the published FLOPs/params imply under the paper convention, from the closed forms.
 
     Each replaced layer costs c·r (c: its standard cost, r: its layer-level reduction), so the
@@ -76,25 +78,33 @@ def _implied(options: dict, report, published_flops_M: float, published_params_M
     notes = []
     if "flops" in misses:
         r, ours = ((flops - kept.flops - se.flops) / S for flops in (pub_flops, Fraction(report.flops)))
-        notes.append(f"published FLOPs imply replaced layers at {float(r):.4f} of standard (here {float(ours):.4f})")
+        notes.append(
+            f"published FLOPs imply replaced layers at {float(r):.4f} of standard (here {float(ours):.4f})"
+        )
         Ks = {spec.layers[i].K for i in targets}
         if options["variant"] == "hetconv" and isinstance(options["P"], int) and len(Ks) == 1:
             P = cost.hetconv_P_for(r, Ks.pop())
             notes.append(f"P ≈ {float(P):.2f} by Eq. 5" if P else "no P gives that by Eq. 5")
     if "params" in misses:
         bn = sum(costs(layer).norm.params for layer in spec.layers)
-        notes.append(f"published params are {round(pub_params - Fraction(report.params)):+,} from ours "
-                     f"(BatchNorm, left out, holds {bn:,})")
+        notes.append(
+            f"published params are {round(pub_params - Fraction(report.params)):+,} from ours "
+            f"(BatchNorm, left out, holds {bn:,})"
+        )
     if options.get("se"):
         widths = [spec.layers[i].N for i in targets]
-        for column, published, ours, se_part in (("flops", pub_flops, report.flops, se.flops),
-                                                  ("params", pub_params, report.params, se.params)):
+        for column, published, ours, se_part in (
+            ("flops", pub_flops, report.flops, se.flops),
+            ("params", pub_params, report.params, se.params),
+        ):
             extra = published - (Fraction(ours) - se_part)
             if column in misses and extra > 0:
-                notes.append(f"published {'FLOPs' if column == 'flops' else column} imply SE blocks of "
-                             f"{float(extra) / 1e3:.0f}K, i.e. reduction R ≈ "
-                             f"{float(cost.squeeze_excitation_reduction_for(widths, extra)):.1f} "
-                             f"(here {options['se']}: {float(se_part) / 1e3:.0f}K)")
+                notes.append(
+                    f"published {'FLOPs' if column == 'flops' else column} imply SE blocks of "
+                    f"{float(extra) / 1e3:.0f}K, i.e. reduction R ≈ "
+                    f"{float(cost.squeeze_excitation_reduction_for(widths, extra)):.1f} "
+                    f"(here {options['se']}: {float(se_part) / 1e3:.0f}K)"
+                )
     return notes
 
 
@@ -110,13 +120,20 @@ def table1(convention: str = "paper") -> list[dict]:
     for row, *published in TABLE1:
         options = row_options(row)
         report = analyze(MODEL, dataset=DATASET, convention=convention, **options)
-        ours = (report.flops / 1e6, report.flops_reduction_pct, report.params / 1e6, report.params_reduction_pct)
+        ours = (
+            report.flops / 1e6,
+            report.flops_reduction_pct,
+            report.params / 1e6,
+            report.params_reduction_pct,
+        )
         entry = {"row": row, **{k: v for k, v in options.items() if v is not None}}
         misses = []
         for column, pub, value in zip(COLUMNS, published, ours):
             delta = None if pub is None else value - pub
             ok = None if pub is None else abs(delta) <= TOLERANCE + 1e-9
-            entry.update({f"published_{column}": pub, column: value, f"delta_{column}": delta, f"{column}_ok": ok})
+            entry.update(
+                {f"published_{column}": pub, column: value, f"delta_{column}": delta, f"{column}_ok": ok}
+            )
             if ok is False:
                 misses.append(column)
         entry["reproduces"] = not misses
@@ -128,8 +145,12 @@ def table1(convention: str = "paper") -> list[dict]:
 def _note(options: dict, report, published, misses: list[str], convention: str) -> str:
     if not misses:
         return f"reproduces within ±{TOLERANCE}"
-    words = {"flops": "FLOPs", "params": "params", "flops_reduction_pct": "FLOPs reduction",
-             "params_reduction_pct": "params reduction"}
+    words = {
+        "flops": "FLOPs",
+        "params": "params",
+        "flops_reduction_pct": "FLOPs reduction",
+        "params_reduction_pct": "params reduction",
+    }
     notes = ["off: " + ", ".join(words[m] for m in misses)]
     if convention == "paper":
         notes += _implied(options, report, published[0], published[2], misses)
@@ -141,5 +162,3 @@ def table1_frame(convention: str = "paper"):
     import pandas as pd
 
     return pd.DataFrame(table1(convention))
-
-

@@ -32,6 +32,7 @@ _MEASURED_MARKERS = ("D", "^", "v", "P", "X", "*", "h", "<", ">")
 
 # Data --------------------------------------------------------------------------------------
 
+
 def speedup_series(K=3, P_max: int = 64, M: int = 256) -> list[dict]:
     """The series of Figure 5 for every K: speedup (Eq. 9) against P = 1 … P_max.
 
@@ -49,10 +50,20 @@ def speedup_series(K=3, P_max: int = 64, M: int = 256) -> list[dict]:
     for k in Ks:
         dwc = cost.speedup(cost.dwc_pwc_reduction(M, k))
         series += [
-            {"kind": "hetconv", "K": k, "P": Ps, "limit": k**2,
-             "speedup": [cost.speedup(cost.hetconv_reduction(p, k)) for p in Ps]},
-            {"kind": "gwc_pwc", "K": k, "P": Ps, "G": Ps,
-             "speedup": [cost.speedup(cost.gwc_pwc_reduction(p, k)) for p in Ps]},
+            {
+                "kind": "hetconv",
+                "K": k,
+                "P": Ps,
+                "limit": k**2,
+                "speedup": [cost.speedup(cost.hetconv_reduction(p, k)) for p in Ps],
+            },
+            {
+                "kind": "gwc_pwc",
+                "K": k,
+                "P": Ps,
+                "G": Ps,
+                "speedup": [cost.speedup(cost.gwc_pwc_reduction(p, k)) for p in Ps],
+            },
             {"kind": "dwc_pwc", "K": k, "M": M, "N": M, "P": Ps, "speedup": [dwc] * len(Ps)},
         ]
     return series
@@ -118,12 +129,23 @@ def long_form(series: list[dict]):
     """Series as one long DataFrame: kind, K, P, speedup (+ impl for measured points)."""
     import pandas as pd
 
-    frames = [pd.DataFrame({"kind": s["kind"], "K": s.get("K"), "P": s["P"], "speedup": s["speedup"],
-                            **({"impl": s["impl"]} if "impl" in s else {})}) for s in series]
+    frames = [
+        pd.DataFrame(
+            {
+                "kind": s["kind"],
+                "K": s.get("K"),
+                "P": s["P"],
+                "speedup": s["speedup"],
+                **({"impl": s["impl"]} if "impl" in s else {}),
+            }
+        )
+        for s in series
+    ]
     return pd.concat(frames, ignore_index=True)
 
 
 # Output files ------------------------------------------------------------------------------
+
 
 def output_format(path) -> str:
     """'png', 'svg' or 'pdf' from the file's extension; the folder must exist."""
@@ -144,6 +166,7 @@ def save(fig, path) -> str:
 
 
 # Figures -----------------------------------------------------------------------------------
+
 
 def _powers_of_two(up_to: float) -> list[int]:
     powers, p = [], 1
@@ -181,26 +204,65 @@ def figure5(series: list[dict]):
         style = _STYLE[s["kind"]]
         marks = [i for i, p in enumerate(s["P"]) if p & (p - 1) == 0] if style["marker"] else None
         label = _label(s, single) if single else "_nolegend_"  # several K: one legend entry per kind, below
-        ax.plot(s["P"], s["speedup"], color=colour(s), label=label, markevery=marks,
-                markersize=6, markeredgecolor="white", markeredgewidth=0.8, **style)
+        ax.plot(
+            s["P"],
+            s["speedup"],
+            color=colour(s),
+            label=label,
+            markevery=marks,
+            markersize=6,
+            markeredgecolor="white",
+            markeredgewidth=0.8,
+            **style,
+        )
         if s["kind"] == "dwc_pwc":
-            ax.annotate(f"DWC+PWC {s['speedup'][0]:.2f}×", xy=(1, s["speedup"][0]), xytext=(4, -3),
-                        textcoords="offset points", va="top", fontsize=8, color=colour(s))
+            ax.annotate(
+                f"DWC+PWC {s['speedup'][0]:.2f}×",
+                xy=(1, s["speedup"][0]),
+                xytext=(4, -3),
+                textcoords="offset points",
+                va="top",
+                fontsize=8,
+                color=colour(s),
+            )
         if s["kind"] != "hetconv":
             continue
         limit_colour = "0.35" if single else colour(s)
         ax.axhline(s["limit"], color=limit_colour, linestyle=(0, (6, 3)), linewidth=1, alpha=0.8, zorder=1)
-        ax.annotate(f"asymptote K² = {s['limit']}  (P → ∞)", xy=(1, s["limit"]), xytext=(4, 3),
-                    textcoords="offset points", color=limit_colour, fontsize=9, va="bottom")
+        ax.annotate(
+            f"asymptote K² = {s['limit']}  (P → ∞)",
+            xy=(1, s["limit"]),
+            xytext=(4, 3),
+            textcoords="offset points",
+            color=limit_colour,
+            fontsize=9,
+            va="bottom",
+        )
         if single:
             for i in marks[1:]:
-                ax.annotate(f"{s['speedup'][i]:.2f}×", xy=(s["P"][i], s["speedup"][i]), xytext=(-4, 7),
-                            textcoords="offset points", ha="right", fontsize=8, color=colour(s))
+                ax.annotate(
+                    f"{s['speedup'][i]:.2f}×",
+                    xy=(s["P"][i], s["speedup"][i]),
+                    xytext=(-4, 7),
+                    textcoords="offset points",
+                    ha="right",
+                    fontsize=8,
+                    color=colour(s),
+                )
 
     for s, marker in zip(measured, cycle(_MEASURED_MARKERS)):  # coloured as the theory they measure
         family = next((kind for kind in _KIND_COLOUR if s["impl"].startswith(kind)), None)
-        ax.scatter(s["P"], s["speedup"], marker=marker, s=46, color=_KIND_COLOUR.get(family, "black"),
-                   facecolor="white", linewidths=1.4, label=f"measured: {s['impl']}", zorder=5)
+        ax.scatter(
+            s["P"],
+            s["speedup"],
+            marker=marker,
+            s=46,
+            color=_KIND_COLOUR.get(family, "black"),
+            facecolor="white",
+            linewidths=1.4,
+            label=f"measured: {s['impl']}",
+            zorder=5,
+        )
 
     ax.xaxis.set_major_locator(FixedLocator(_powers_of_two(P_max)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
@@ -272,8 +334,15 @@ def model_figure(report, title: str | None = None):
     if len(names) <= 40:
         for i, r in enumerate(reduction):
             if r > 0.05:
-                bottom.annotate(f"{r:.0f}", xy=(i, r), xytext=(0, 2), textcoords="offset points",
-                                ha="center", va="bottom", fontsize=7)
+                bottom.annotate(
+                    f"{r:.0f}",
+                    xy=(i, r),
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
     bottom.set_xticks(x, names, rotation=60, ha="right", fontsize=8)
     bottom.set_xlabel("layer")
 
@@ -282,8 +351,10 @@ def model_figure(report, title: str | None = None):
     model = getattr(report, "model", None)
     convention = getattr(report, "convention", None)
     head = title or f"{model or 'Model'}: per-layer FLOPs, standard vs {replaced}"
-    top.set_title(f"{head}\ntotal {si(total_before)} → {si(total_after)} FLOPs ({saved:.2f}% fewer)"
-                  + (f", {convention} convention" if convention else ""))
+    top.set_title(
+        f"{head}\ntotal {si(total_before)} → {si(total_after)} FLOPs ({saved:.2f}% fewer)"
+        + (f", {convention} convention" if convention else "")
+    )
     return fig
 
 

@@ -64,7 +64,7 @@ class Conv:
         """The kind's parameter: P for HetConv, G for GWC+PWC and grouped convolutions."""
         return self.P if self.kind.startswith("hetconv") else self.G
 
-    def with_(self, **changes) -> "Conv":
+    def with_(self, **changes) -> Conv:
         return replace(self, **changes)
 
 
@@ -129,7 +129,7 @@ class ModelSpec:
     def by_name(self) -> dict[str, Conv | Linear]:
         return {layer.name: layer for layer in self.layers}
 
-    def with_layers(self, layers) -> "ModelSpec":
+    def with_layers(self, layers) -> ModelSpec:
         return replace(self, layers=tuple(layers))
 
 
@@ -139,14 +139,30 @@ class Builder:
     def __init__(self, channels: int, size: int):
         self.channels, self.size, self.layers, self.pools, self.block = channels, size, [], [], ""
 
-    def conv(self, name: str, N: int, K: int = 3, stride: int = 1, bias: bool = False, norm: bool = True,
-             kind: str = "standard", source: tuple[int, int] | None = None) -> Conv:
+    def conv(
+        self,
+        name: str,
+        N: int,
+        K: int = 3,
+        stride: int = 1,
+        bias: bool = False,
+        norm: bool = True,
+        kind: str = "standard",
+        source: tuple[int, int] | None = None,
+    ) -> Conv:
         """A conv of the current map, or of ``source`` = (M, D_in) (a shortcut's input); padding K // 2."""
         M, D_in = source or (self.channels, self.size)
         D_out = output_size(D_in, K, stride)
         norms = (M, N) if kind == "dwc_pwc" and norm else (N,) if norm else ()
-        layer = Conv(name, ConvSpec(M=M, N=N, K=K, H=D_out, stride=stride, bias=bias, name=name), D_in,
-                     kind=kind, norm=norms, block=self.block, shortcut=source is not None)
+        layer = Conv(
+            name,
+            ConvSpec(M=M, N=N, K=K, H=D_out, stride=stride, bias=bias, name=name),
+            D_in,
+            kind=kind,
+            norm=norms,
+            block=self.block,
+            shortcut=source is not None,
+        )
         self.layers.append(layer)
         self.channels, self.size = N, D_out
         return layer
@@ -156,8 +172,14 @@ class Builder:
         self.pools.append((len(self.layers), Pool(K, stride, padding)))
         self.size = output_size(self.size, K, stride, padding)
 
-    def linear(self, name: str, out_features: int, in_features: int | None = None, bias: bool = True,
-               norm: bool = False):
+    def linear(
+        self,
+        name: str,
+        out_features: int,
+        in_features: int | None = None,
+        bias: bool = True,
+        norm: bool = False,
+    ):
         in_features = self.channels if in_features is None else in_features
         self.layers.append(Linear(name, in_features, out_features, bias, (out_features,) if norm else ()))
         self.channels = out_features

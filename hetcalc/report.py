@@ -8,8 +8,9 @@ from . import cost, kinds
 from .spec import ConvSpec
 
 
-def layer_costs(spec: ConvSpec, P: int, G: int | None = None, mid: int | None = None,
-                grouped_sum: bool = False) -> dict[str, tuple[int | None, cost.Cost]]:
+def layer_costs(
+    spec: ConvSpec, P: int, G: int | None = None, mid: int | None = None, grouped_sum: bool = False
+) -> dict[str, tuple[int | None, cost.Cost]]:
     """(setting, cost) of ``spec`` as each kind: standard, HetConv(P), DWC+PWC, GWC+PWC(G, defaults to P)."""
     settings = {"standard": None, "hetconv": P, "dwc_pwc": None, "gwc_pwc": P if G is None else G}
     if grouped_sum:
@@ -17,8 +18,9 @@ def layer_costs(spec: ConvSpec, P: int, G: int | None = None, mid: int | None = 
     return {kind: (value, kinds.layer_cost(spec, kind, value, mid)) for kind, value in settings.items()}
 
 
-def layer_rows(spec: ConvSpec, P: int, G: int | None = None, mid: int | None = None,
-               grouped_sum: bool = False) -> list[dict]:
+def layer_rows(
+    spec: ConvSpec, P: int, G: int | None = None, mid: int | None = None, grouped_sum: bool = False
+) -> list[dict]:
     """One row per kind: flops, macs, adds, params, reduction (Eqs. 5, 7, 11), speedup (Eq. 9), latency."""
     costs = layer_costs(spec, P, G, mid, grouped_sum)
     base = costs["standard"][1]
@@ -26,19 +28,21 @@ def layer_rows(spec: ConvSpec, P: int, G: int | None = None, mid: int | None = N
     for name, (value, c) in costs.items():
         kind = kinds.get(name)
         reduction = Fraction(c.flops, base.flops)
-        rows.append({
-            "kind": name,
-            "label": kind.title(value),
-            "flops": c.flops,
-            "macs": c.macs,
-            "adds": c.adds,
-            "params": c.params,
-            "reduction": float(reduction),
-            "params_reduction": float(Fraction(c.params, base.params)),
-            "speedup": cost.speedup(reduction),
-            "latency": kind.latency,
-            "equation": kind.equation,
-        })
+        rows.append(
+            {
+                "kind": name,
+                "label": kind.title(value),
+                "flops": c.flops,
+                "macs": c.macs,
+                "adds": c.adds,
+                "params": c.params,
+                "reduction": float(reduction),
+                "params_reduction": float(Fraction(c.params, base.params)),
+                "speedup": cost.speedup(reduction),
+                "latency": kind.latency,
+                "equation": kind.equation,
+            }
+        )
     return rows
 
 
@@ -52,10 +56,20 @@ def layer_verdicts(spec: ConvSpec, P: int, G: int | None = None) -> list[dict]:
     het_g, gwc = cost.hetconv_reduction(G, spec.K), cost.gwc_pwc_reduction(G, spec.K)
     het_m, dwc = cost.hetconv_reduction(spec.M, spec.K), cost.dwc_pwc_reduction(spec.M, spec.K)
     return [
-        {"equation": "Eq. 12", "claim": f"HetConv P={G} < GWC+PWC G={G}",
-         "left": float(het_g), "right": float(gwc), "holds": het_g < gwc},
-        {"equation": "Eq. 8", "claim": f"HetConv P=M={spec.M} < DWC+PWC (N=M)",
-         "left": float(het_m), "right": float(dwc), "holds": het_m < dwc},
+        {
+            "equation": "Eq. 12",
+            "claim": f"HetConv P={G} < GWC+PWC G={G}",
+            "left": float(het_g),
+            "right": float(gwc),
+            "holds": het_g < gwc,
+        },
+        {
+            "equation": "Eq. 8",
+            "claim": f"HetConv P=M={spec.M} < DWC+PWC (N=M)",
+            "left": float(het_m),
+            "right": float(dwc),
+            "holds": het_m < dwc,
+        },
     ]
 
 

@@ -47,5 +47,5 @@ class ConvSpec:
         """Output positions per channel, D_o · D_o."""
         return self.H * self.W
 
-    def with_(self, **changes) -> "ConvSpec":
+    def with_(self, **changes) -> ConvSpec:
         return replace(self, **changes)

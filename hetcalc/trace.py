@@ -73,6 +73,7 @@ def fixed_reason(conv: nn.Conv2d) -> str:
 
 # Loading a factory from "PKG.MOD:FACTORY" or "path/to/file.py:FACTORY".
 
+
 @contextmanager
 def _on_path(folder: str):
     """``folder`` first on sys.path for the duration (so a user's module finds its siblings)."""
@@ -122,8 +123,11 @@ def load_factory(text: str):
             raise InvalidInput("--module", f"{where} has no attribute {attribute!r}")
         found = getattr(found, part)
     if not callable(found):
-        raise InvalidInput("--module", f"{text} is not callable (a {type(found).__name__} object); "
-                                       "name a function or class that builds the model")
+        raise InvalidInput(
+            "--module",
+            f"{text} is not callable (a {type(found).__name__} object); "
+            "name a function or class that builds the model",
+        )
     return found
 
 
@@ -152,6 +156,7 @@ def trace_factory(factory, input_size, name: str | None = None, device="meta") -
 
 # Tracing.
 
+
 class _Recorder:
     """Forward hooks: each outermost recorded module's call, with shapes and torch's FLOPs inside it."""
 
@@ -175,19 +180,36 @@ class _Recorder:
 def _record(module, name: str, x_shape, y_shape):
     """The layer record of one call of a recorded module."""
     if isinstance(module, nn.Linear):
-        return Linear(name, module.in_features, module.out_features, module.bias is not None,
-                      positions=math.prod(y_shape) // module.out_features)
+        return Linear(
+            name,
+            module.in_features,
+            module.out_features,
+            module.bias is not None,
+            positions=math.prod(y_shape) // module.out_features,
+        )
     (H, W), D_in = y_shape[-2:], x_shape[-2]
     if isinstance(module, nn.Conv2d):
         (kh, kw), G = module.kernel_size, (module.groups if module.groups > 1 else None)
-        spec = ConvSpec(M=module.in_channels, N=module.out_channels, K=kh, H=H, W=W, stride=module.stride[0],
-                        bias=module.bias is not None, name=name)
+        spec = ConvSpec(
+            M=module.in_channels,
+            N=module.out_channels,
+            K=kh,
+            H=H,
+            W=W,
+            stride=module.stride[0],
+            bias=module.bias is not None,
+            name=name,
+        )
         if isinstance(module, MaskedConv2d):
             mask = module.binary_mask()
             taps = module.weight.numel() if mask.is_meta else int(mask.sum())
-            return Conv(name, spec, D_in, kind="masked", G=G, taps=taps, fixed="masked (LHC): its mask sets the taps")
+            return Conv(
+                name, spec, D_in, kind="masked", G=G, taps=taps, fixed="masked (LHC): its mask sets the taps"
+            )
         taps = module.weight.numel() if kh != kw else None
-        return Conv(name, spec, D_in, kind="grouped" if G else "standard", G=G, taps=taps, fixed=fixed_reason(module))
+        return Conv(
+            name, spec, D_in, kind="grouped" if G else "standard", G=G, taps=taps, fixed=fixed_reason(module)
+        )
     spec = module.spec(H, W).with_(name=name)
     fixed = f"already a {type(module).__name__}"
     if isinstance(module, HetConv2d):
@@ -203,11 +225,15 @@ def _note(module, record, torch_macs: int) -> str | None:
     macs = built.built.macs
     if isinstance(module, MaskedConv2d):
         if module.binary_mask().is_meta:
-            return (f"{record.name}: masked, counted as its dense bank ({macs:,} MACs): a mask holds no values on "
-                    f"the meta device; build the model on a real device (--device cpu) to count its kept taps")
+            return (
+                f"{record.name}: masked, counted as its dense bank ({macs:,} MACs): a mask holds no values on "
+                f"the meta device; build the model on a real device (--device cpu) to count its kept taps"
+            )
         dense = built.standard
-        return (f"{record.name}: masked, {macs:,} MACs and {built.built.params:,} parameters on its kept taps "
-                f"(a sparse runtime); a dense runtime (and fvcore) pays {dense.macs:,} and holds {dense.params:,}")
+        return (
+            f"{record.name}: masked, {macs:,} MACs and {built.built.params:,} parameters on its kept taps "
+            f"(a sparse runtime); a dense runtime (and fvcore) pays {dense.macs:,} and holds {dense.params:,}"
+        )
     if torch_macs != macs:
         return f"{record.name}: torch counted {torch_macs:,} MACs inside this layer, hetcalc counts {macs:,}"
     return None
@@ -239,7 +265,9 @@ def _layers(model: nn.Module, calls) -> tuple[list, list[str], Counter]:
     for module, x_shape, y_shape, inside in calls:
         seen[id(module)] += 1
         name = names.get(id(module)) or type(module).__name__
-        record = _record(module, name + (f"#{seen[id(module)]}" if seen[id(module)] > 1 else ""), x_shape, y_shape)
+        record = _record(
+            module, name + (f"#{seen[id(module)]}" if seen[id(module)] > 1 else ""), x_shape, y_shape
+        )
         if times[id(module)] > 1 and isinstance(record, Conv):
             record = record.with_(fixed=f"called {times[id(module)]} times (shared weights)")
         if seen[id(module)] > 1:
@@ -249,10 +277,15 @@ def _layers(model: nn.Module, calls) -> tuple[list, list[str], Counter]:
         notes.append(_note(module, record, sum(inside.values()) // TORCH_FLOPS_PER_MAC))
     other = _other(model, {id(module): module for module, *_ in calls}.values())
     if repeated_params:
-        other = Other("(other parameters)", (other.params if other else 0) - repeated_params,
-                      other.norm if other else ())
-        notes.append(f"modules called more than once hold their parameters once: {repeated_params:,} subtracted "
-                     f"in '(other parameters)'")
+        other = Other(
+            "(other parameters)",
+            (other.params if other else 0) - repeated_params,
+            other.norm if other else (),
+        )
+        notes.append(
+            f"modules called more than once hold their parameters once: {repeated_params:,} subtracted "
+            f"in '(other parameters)'"
+        )
     return layers + ([other] if other else []), [note for note in notes if note], inside_all
 
 
@@ -273,9 +306,15 @@ def trace(model: nn.Module, input_size, name: str | None = None) -> ModelSpec:
     dtype = reference.dtype if reference is not None and reference.is_floating_point() else torch.float32
     counter = FlopCounterMode(display=False)
     recorder = _Recorder(counter)
-    hooks = [hook for m in model.modules() if isinstance(m, RECORDED)
-             for hook in (m.register_forward_pre_hook(recorder.pre),
-                         m.register_forward_hook(recorder.post, with_kwargs=True))]
+    hooks = [
+        hook
+        for m in model.modules()
+        if isinstance(m, RECORDED)
+        for hook in (
+            m.register_forward_pre_hook(recorder.pre),
+            m.register_forward_hook(recorder.post, with_kwargs=True),
+        )
+    ]
     training = model.training
     model.eval()
     try:
@@ -296,6 +335,13 @@ def trace(model: nn.Module, input_size, name: str | None = None) -> ModelSpec:
     macs_outside = sum(outside.values())
     if macs_outside:
         ops = ", ".join(f"{op} {n:,}" for op, n in sorted(outside.items()))
-        notes.append(f"Warning: {macs_outside:,} MACs in operations outside recorded layers ({ops}): not in the totals")
-    return ModelSpec(name=name or type(model).__name__, input=(C, H, W), layers=tuple(layers),
-                     notes=tuple(notes), macs_outside_layers=macs_outside)
+        notes.append(
+            f"Warning: {macs_outside:,} MACs in operations outside recorded layers ({ops}): not in the totals"
+        )
+    return ModelSpec(
+        name=name or type(model).__name__,
+        input=(C, H, W),
+        layers=tuple(layers),
+        notes=tuple(notes),
+        macs_outside_layers=macs_outside,
+    )

@@ -9,8 +9,8 @@ parameter count. Row sources are iterables of :class:`Case`; ``layer_grid`` is o
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
 
 import torch
 
@@ -31,7 +31,9 @@ class Case:
     uncounted: tuple[str, ...] = ()  # fvcore handles zeroed (fvcount.NOT_MACS)
 
 
-def verify_module(kind: str, config, module, input_shape, symbolic: Cost, uncounted: tuple[str, ...] = ()) -> dict:
+def verify_module(
+    kind: str, config, module, input_shape, symbolic: Cost, uncounted: tuple[str, ...] = ()
+) -> dict:
     """Trace ``module`` (eval mode, no grad) on zeros of ``input_shape`` with fvcore; one row."""
     module.eval()
     macs, by_operator, ignored = fvcount.count(module, (torch.zeros(input_shape),), uncounted)
@@ -66,12 +68,16 @@ def realisations() -> list[tuple[str, str, str]]:
     """(row kind, kind, HetConv impl) for every real layer: each kind of ``hetcalc.kinds`` built as it
     is, plus each HetConv implementation that is not a kind of its own (``fast``)."""
     rows = [(name, name, "exact") for name in kinds.KINDS]
-    return rows + [(f"hetconv_{impl}", "hetconv", impl) for impl in kinds.IMPLS
-                   if impl != "exact" and f"hetconv_{impl}" not in kinds.KINDS]
+    return rows + [
+        (f"hetconv_{impl}", "hetconv", impl)
+        for impl in kinds.IMPLS
+        if impl != "exact" and f"hetconv_{impl}" not in kinds.KINDS
+    ]
 
 
-def layer_cases(M: int, N: int, K: int, stride: int, D_in: int, bias: bool, P: int, G: int,
-                mid: int | None = None) -> Iterator[Case]:
+def layer_cases(
+    M: int, N: int, K: int, stride: int, D_in: int, bias: bool, P: int, G: int, mid: int | None = None
+) -> Iterator[Case]:
     """Every real layer (``realisations``) for one layer shape, against the formula of what it runs."""
     D = output_size(D_in, K, stride)
     spec = ConvSpec(M=M, N=N, K=K, H=D, stride=stride, bias=bias)
@@ -81,14 +87,23 @@ def layer_cases(M: int, N: int, K: int, stride: int, D_in: int, bias: bool, P: i
         kind = kinds.get(name)
         value = {"P": P, "G": G}.get(kind.parameter)
         width = mid if name == "gwc_pwc" else None
-        config = {**base, **({kind.parameter: value} if kind.parameter else {}),
-                  **({"mid": mid or M} if name == "gwc_pwc" else {})}
+        config = {
+            **base,
+            **({kind.parameter: value} if kind.parameter else {}),
+            **({"mid": mid or M} if name == "gwc_pwc" else {}),
+        }
         runs = kinds.IMPLS[impl] if name == "hetconv" else name
         if kinds.ineligible(spec, name, value, width):
             continue
-        yield Case(row, config, lambda name=name, value=value, impl=impl, width=width: kinds.build(
-                       name, M, N, K, value, stride=stride, bias=bias, impl=impl, mid=width),
-                   shape, kinds.layer_cost(spec, runs, value, width))
+        yield Case(
+            row,
+            config,
+            lambda name=name, value=value, impl=impl, width=width: kinds.build(
+                name, M, N, K, value, stride=stride, bias=bias, impl=impl, mid=width
+            ),
+            shape,
+            kinds.layer_cost(spec, runs, value, width),
+        )
 
 
 def layer_grid(quick: bool = False) -> Iterator[Case]:
@@ -99,22 +114,30 @@ def layer_grid(quick: bool = False) -> Iterator[Case]:
     """
     shapes = [(8, 16)] if quick else [(8, 16), (16, 8)]
     if quick:
-        grid = [(M, N, K, s, (8, 15)[i % 2], bool(i // 2 % 2))
-                for i, ((M, N), K, s) in enumerate(itertools.product(shapes, (1, 3, 5, 7), (1, 2)))]
+        grid = [
+            (M, N, K, s, (8, 15)[i % 2], bool(i // 2 % 2))
+            for i, ((M, N), K, s) in enumerate(itertools.product(shapes, (1, 3, 5, 7), (1, 2)))
+        ]
     else:
         grid = list(itertools.product(shapes, (1, 3, 5, 7), (1, 2), (8, 15), (False, True)))
         grid = [(M, N, K, s, D, b) for (M, N), K, s, D, b in grid]
     for i, (M, N, K, s, D_in, bias) in enumerate(grid):
-        yield from layer_cases(M, N, K, s, D_in, bias, P=(2, 4, 8)[i % 3], G=(2, 4)[i // 2 % 2],
-                               mid=(None, 2 * M)[i // 3 % 2])
+        yield from layer_cases(
+            M, N, K, s, D_in, bias, P=(2, 4, 8)[i % 3], G=(2, 4)[i // 2 % 2], mid=(None, 2 * M)[i // 3 % 2]
+        )
 
 
 # Zoo models as real torch modules: (name, variant, options). CIFAR-sized, so tracing stays quick.
 MODEL_GRID = [
-    ("resnet56", "standard", {}), ("resnet56", "hetconv", {"P": 4}),
-    ("vgg16", "standard", {}), ("vgg16", "hetconv", {"P": 8}), ("vgg16", "gwc_pwc", {"G": 4}),
-    ("vgg16", "dwc_pwc", {}), ("vgg16", "hetconv", {"P": "C"}),
-    ("mobilenet", "standard", {}), ("mobilenet", "hetconv", {"P": 4}),
+    ("resnet56", "standard", {}),
+    ("resnet56", "hetconv", {"P": 4}),
+    ("vgg16", "standard", {}),
+    ("vgg16", "hetconv", {"P": 8}),
+    ("vgg16", "gwc_pwc", {"G": 4}),
+    ("vgg16", "dwc_pwc", {}),
+    ("vgg16", "hetconv", {"P": "C"}),
+    ("mobilenet", "standard", {}),
+    ("mobilenet", "hetconv", {"P": 4}),
 ]
 
 
@@ -126,12 +149,17 @@ def model_cases(quick: bool = False) -> Iterator[Case]:
     and option-A shortcuts (slicing, padding) are operators fvcore skips, each listed as free.
     """
     from .analyze import exact_counts
-    from .zoo import get_model
     from .build import build_model
+    from .zoo import get_model
 
     for name, variant, options in MODEL_GRID[:3] if quick else MODEL_GRID:
         spec = get_model(name)
         macs, params = exact_counts(name, variant=variant, **options)
-        yield Case(variant, {"model": name, "dataset": spec.dataset, **options},
-                   lambda name=name, variant=variant, options=options: build_model(name, variant=variant, **options),
-                   (1, *spec.input), Cost(macs, 0, params), tuple(fvcount.NOT_MACS))
+        yield Case(
+            variant,
+            {"model": name, "dataset": spec.dataset, **options},
+            lambda name=name, variant=variant, options=options: build_model(name, variant=variant, **options),
+            (1, *spec.input),
+            Cost(macs, 0, params),
+            tuple(fvcount.NOT_MACS),
+        )

@@ -65,12 +65,15 @@ class Small(nn.Module):
 SIZE = (3, 12, 12)
 
 
-@pytest.mark.parametrize("variant, convert_it, options", [
-    ("hetconv", lambda m: convert(m, 4), {"P": 4}),
-    ("hetconv", lambda m: convert(m, 2, impl="grouped_sum"), None),
-    ("gwc_pwc", lambda m: convert_gwc(m, 2), {"G": 2}),
-    ("dwc_pwc", lambda m: convert_dwc(m), {}),
-])
+@pytest.mark.parametrize(
+    "variant, convert_it, options",
+    [
+        ("hetconv", lambda m: convert(m, 4), {"P": 4}),
+        ("hetconv", lambda m: convert(m, 2, impl="grouped_sum"), None),
+        ("gwc_pwc", lambda m: convert_gwc(m, 2), {"G": 2}),
+        ("dwc_pwc", lambda m: convert_dwc(m), {}),
+    ],
+)
 def test_fvcore_equals_traced_equals_symbolic(variant, convert_it, options):
     model = Small(bias=True)
     converted = convert_it(model)
@@ -85,9 +88,11 @@ def test_report_lists_replaced_and_skipped_layers():
     model = Small()
     converted, report = convert(model, 4, return_report=True)
     assert report.replaced == ["block1.conv1", "block1.conv2", "block2.conv1", "block2.conv2"]
-    assert report.skipped == [("stem", "first convolution (kept, as in the paper)"),
-                              ("block2.downsample", "1×1 kernel: nothing to replace"),
-                              ("depthwise", "depthwise")]
+    assert report.skipped == [
+        ("stem", "first convolution (kept, as in the paper)"),
+        ("block2.downsample", "1×1 kernel: nothing to replace"),
+        ("depthwise", "depthwise"),
+    ]
     assert isinstance(converted.block2.conv1, HetConv2d) and converted.block2.conv1.stride == 2
     assert type(model.block2.conv1) is nn.Conv2d  # the original is untouched
     kinds = [r["kind"] for r in analyze(trace(converted, SIZE), variant="standard").layers]
@@ -95,25 +100,37 @@ def test_report_lists_replaced_and_skipped_layers():
 
 
 def test_ineligible_convolutions_are_kept_with_reasons():
-    model = nn.Sequential(nn.Conv2d(3, 6, 3), nn.Conv2d(6, 8, 3), nn.Conv2d(8, 8, 3, dilation=2),
-                          nn.Conv2d(8, 8, 2), nn.Conv2d(8, 8, (3, 1)),
-                          nn.Conv2d(8, 8, 3, padding=1, padding_mode="reflect"), nn.Conv2d(8, 12, 3, padding="same"))
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3),
+        nn.Conv2d(6, 8, 3),
+        nn.Conv2d(8, 8, 3, dilation=2),
+        nn.Conv2d(8, 8, 2),
+        nn.Conv2d(8, 8, (3, 1)),
+        nn.Conv2d(8, 8, 3, padding=1, padding_mode="reflect"),
+        nn.Conv2d(8, 12, 3, padding="same"),
+    )
     converted, report = convert(model, 4, return_report=True, skip_first=False)
     assert report.skipped == [
         ("0", "P=4 does not divide the input channels M (3); valid values: 1, 3"),
-        ("1", "P=4 does not divide the input channels M (6); valid values: 1, 2, 3, 6"), ("2", "dilation 2×2"),
+        ("1", "P=4 does not divide the input channels M (6); valid values: 1, 2, 3, 6"),
+        ("2", "dilation 2×2"),
         ("3", "even kernel 2×2: HetConv's 1×1 kernels are the centre taps of its K×K kernels"),
         ("4", "non-square kernel 3×1"),
-        ("5", "padding_mode 'reflect'")]
+        ("5", "padding_mode 'reflect'"),
+    ]
     assert report.replaced == ["6"] and converted[6].padding == 1
     _, gwc = convert_gwc(model, 3, return_report=True)
-    assert gwc.replaced == ["1"] and ("6", "G=3 does not divide the input channels M (8); valid values: 1, 2, 4, 8") in gwc.skipped
+    assert (
+        gwc.replaced == ["1"]
+        and ("6", "G=3 does not divide the input channels M (8); valid values: 1, 2, 4, 8") in gwc.skipped
+    )
 
 
 def test_keeps_dtype_shares_shared_modules_and_does_not_enter_hetcalc_layers():
     shared = nn.Conv2d(8, 8, 3, padding=1)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3), shared, nn.Sequential(shared), DwPwConv2d(8, 8, 3),
-                          GwPwConv2d(8, 8, 3, 1)).double()
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3), shared, nn.Sequential(shared), DwPwConv2d(8, 8, 3), GwPwConv2d(8, 8, 3, 1)
+    ).double()
     converted, report = convert(model, 2, return_report=True)
     assert converted[1] is converted[2][0] and isinstance(converted[1], HetConv2d)
     assert converted[1].weight.dtype == torch.float64
@@ -123,19 +140,30 @@ def test_keeps_dtype_shares_shared_modules_and_does_not_enter_hetcalc_layers():
 def test_bad_arguments():
     with pytest.raises(InvalidInput, match="^P: must be a whole number >= 1, got None"):
         convert(Small())
-    with pytest.raises(InvalidInput, match="^variant: must be one of standard, hetconv, dwc_pwc, gwc_pwc, got 'lhc'"):
+    with pytest.raises(
+        InvalidInput, match="^variant: must be one of standard, hetconv, dwc_pwc, gwc_pwc, got 'lhc'"
+    ):
         convert(Small(), 2, variant="lhc")
 
 
 def test_hetcalc_convert_is_lazy():
     code = "import sys, hetcalc; print([m for m in sys.modules if m.split('.')[0] == 'torch'])"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        == "[]\n"
+    )
     assert (hetcalc.convert, hetcalc.convert_gwc, hetcalc.convert_dwc) == (convert, convert_gwc, convert_dwc)
 
 
 @settings(max_examples=6, deadline=None)
-@given(P=st.sampled_from([1, 2, 4]), width=st.sampled_from([4, 8]), widen=st.sampled_from([1, 2]),
-       stride=st.sampled_from([1, 2]), bias=st.booleans(), side=st.integers(5, 9))
+@given(
+    P=st.sampled_from([1, 2, 4]),
+    width=st.sampled_from([4, 8]),
+    widen=st.sampled_from([1, 2]),
+    stride=st.sampled_from([1, 2]),
+    bias=st.booleans(),
+    side=st.integers(5, 9),
+)
 def test_property_hetconv_counts_agree(P, width, widen, stride, bias, side):
     model, size = Small(width, widen, stride, bias), (3, side, side + 1)
     converted = convert(model, P)

@@ -42,7 +42,12 @@ SHAPES = [(8, 16, 3, 1, 9, False), (16, 8, 5, 2, 12, True), (12, 12, 1, 1, 6, Tr
 @pytest.mark.parametrize("row,name,impl", verify.realisations())
 def test_every_kind_counts_what_its_real_layer_runs(row, name, impl):
     """Each realisation over layer shapes (K ∈ {1, 3, 5, 7}, strides, bias): formula == fvcore, MACs and params."""
-    cases = [case for shape in SHAPES for case in verify.layer_cases(*shape, P=4, G=2, mid=None) if case.kind == row]
+    cases = [
+        case
+        for shape in SHAPES
+        for case in verify.layer_cases(*shape, P=4, G=2, mid=None)
+        if case.kind == row
+    ]
     assert cases, f"no layer shape fits {row}"
     rows = verify.run(cases)
     assert not verify.failures(rows), rows
@@ -52,8 +57,15 @@ def test_every_kind_counts_what_its_real_layer_runs(row, name, impl):
 def test_every_variant_converts_traces_and_counts_alike(name):
     """convert ↔ trace ↔ analyze ↔ fvcore for each kind a model can be converted to."""
     value = {"P": 2, "G": 2, None: None}[kinds.get(name).parameter]
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, 2, 1), nn.ReLU(),
-                          nn.Conv2d(8, 16, 5, padding=2), nn.Flatten(), nn.Linear(16 * 4 * 4, 10))
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, 2, 1),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 5, padding=2),
+        nn.Flatten(),
+        nn.Linear(16 * 4 * 4, 10),
+    )
     size = (3, 8, 8)
     setting = {kinds.get(name).parameter: value} if value else {}
     converted, report = convert(model, variant=name, p=value, groups=value, return_report=True)
@@ -76,10 +88,16 @@ def test_every_timed_layer_runs_the_macs_bench_says(timed):
 
 def test_one_rule_everywhere_for_p_dividing_m_but_not_n():
     """HetConv P=8 on 8 → 12: refused by the layer, the formula's check, bench, and skipped by model and convert."""
-    spec, reason = ConvSpec(M=8, N=12, K=3), "P=8 does not divide the output channels N (12); valid values: 1, 2, 3, 4, 6, 12"
+    spec, reason = (
+        ConvSpec(M=8, N=12, K=3),
+        "P=8 does not divide the output channels N (12); valid values: 1, 2, 3, 4, 6, 12",
+    )
     assert kinds.ineligible(spec, "hetconv", 8) == reason
-    for refuse in (lambda: kinds.layer_cost(spec, "hetconv", 8), lambda: kinds.build("hetconv", 8, 12, 3, 8),
-                   lambda: bench.run(8, 12, 3, 4, 1, [8], ["hetconv_exact"], repeats=1)):
+    for refuse in (
+        lambda: kinds.layer_cost(spec, "hetconv", 8),
+        lambda: kinds.build("hetconv", 8, 12, 3, 8),
+        lambda: bench.run(8, 12, 3, 4, 1, [8], ["hetconv_exact"], repeats=1),
+    ):
         with pytest.raises(InvalidInput, match="^P: " + re.escape(reason)):
             refuse()
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 12, 3, padding=1))
@@ -87,7 +105,12 @@ def test_one_rule_everywhere_for_p_dividing_m_but_not_n():
     assert report.skipped[1] == ("1", reason) and report.replaced == []
     symbolic = exact(model, (3, 32, 32), variant="hetconv", P=8)
     assert symbolic.layers[1]["note"] == reason and not symbolic.layers[1]["changed"]
-    assert symbolic.flops == exact(converted, (3, 32, 32)).flops == fvcore_macs(converted, (3, 32, 32)) == 1_105_920
+    assert (
+        symbolic.flops
+        == exact(converted, (3, 32, 32)).flops
+        == fvcore_macs(converted, (3, 32, 32))
+        == 1_105_920
+    )
 
 
 def test_even_kernels_are_refused_by_hetconv_only():
@@ -97,6 +120,7 @@ def test_even_kernels_are_refused_by_hetconv_only():
 
 
 # The agreement property: random small conv nets, random variants.
+
 
 @st.composite
 def nets(draw):
@@ -124,6 +148,8 @@ def test_symbolic_trace_and_fvcore_agree_on_random_nets(net, side):
     convs = [name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
     changed = [name for name, row in zip(convs, symbolic.layers) if row["changed"]]
     assert changed == report.replaced
-    assert [(name, row["note"]) for name, row in zip(convs, symbolic.layers) if not row["changed"]] == report.skipped
+    assert [
+        (name, row["note"]) for name, row in zip(convs, symbolic.layers) if not row["changed"]
+    ] == report.skipped
     assert symbolic.flops == exact(converted, size).flops == fvcore_macs(converted, size)
     assert symbolic.params == sum(p.numel() for p in converted.parameters())

@@ -38,8 +38,25 @@ def test_layer_without_D_is_per_output_position():
 
 
 def test_layer_D_in_stride_padding_and_bias():
-    payload = json.loads(run("layer", "--M", "16", "--N", "32", "--K", "3", "--P", "2", "--D-in", "32",
-                             "--stride", "2", "--bias", "--json").stdout)
+    payload = json.loads(
+        run(
+            "layer",
+            "--M",
+            "16",
+            "--N",
+            "32",
+            "--K",
+            "3",
+            "--P",
+            "2",
+            "--D-in",
+            "32",
+            "--stride",
+            "2",
+            "--bias",
+            "--json",
+        ).stdout
+    )
     assert payload["layer"]["D_out"] == 16
     standard = payload["rows"][0]
     assert standard["flops"] == 16 * 16 * 16 * 32 * 9 + 16 * 16 * 32
@@ -51,17 +68,20 @@ def test_G_defaults_to_P_and_can_differ():
     assert payload["rows"][3]["flops"] == 64 * 8 * 9 + 64 * 64
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--M", "256", "--N", "256", "--P", "3"], "--P: P=3 does not divide"),
-    (["--M", "256", "--N", "256", "--P", "0"], "--P: must be a whole number >= 1"),
-    (["--M", "256", "--N", "256", "--P", "512"], "--P: P=512 does not divide"),
-    (["--M", "256", "--N", "256", "--G", "5"], "--G: G=5 does not divide"),
-    (["--M", "-4", "--N", "256"], "--M: must be a whole number >= 1"),
-    (["--M", "64", "--N", "64", "--K", "0"], "--K: must be a whole number >= 1"),
-    (["--M", "64", "--N", "64", "--D", "4", "--D-in", "8"], "not both"),
-    (["--M", "64", "--N", "64", "--padding", "1"], "--padding: needs --D-in"),
-    (["--M", "x", "--N", "64"], "'x' is not a valid integer"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--M", "256", "--N", "256", "--P", "3"], "--P: P=3 does not divide"),
+        (["--M", "256", "--N", "256", "--P", "0"], "--P: must be a whole number >= 1"),
+        (["--M", "256", "--N", "256", "--P", "512"], "--P: P=512 does not divide"),
+        (["--M", "256", "--N", "256", "--G", "5"], "--G: G=5 does not divide"),
+        (["--M", "-4", "--N", "256"], "--M: must be a whole number >= 1"),
+        (["--M", "64", "--N", "64", "--K", "0"], "--K: must be a whole number >= 1"),
+        (["--M", "64", "--N", "64", "--D", "4", "--D-in", "8"], "not both"),
+        (["--M", "64", "--N", "64", "--padding", "1"], "--padding: needs --D-in"),
+        (["--M", "x", "--N", "64"], "'x' is not a valid integer"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(args, fragment):
     result = run("layer", *args)
     assert result.exit_code == 2

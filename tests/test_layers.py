@@ -7,7 +7,8 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hetcalc import cost
 from hetcalc.errors import InvalidInput
@@ -29,13 +30,16 @@ def traced(module, M, D_in):
 # grouped_sum P=4: 64·16·(8·9/4 + 8) = 26624; params 16·26 + 16 = 432. fast: the same layout, shifted.
 # DWC+PWC: 64·8·9 + 64·8·16 = 4608 + 8192 = 12800; params 72 + 128 + 8 + 16 bias = 224.
 # GWC+PWC G=2, mid 8: 64·8·(8/2·9) + 64·16·8 = 18432 + 8192 = 26624; params 288 + 128 = 416.
-@pytest.mark.parametrize("module, macs, params", [
-    (lambda: HetConv2d(8, 16, 3, 4, bias=True), 24576, 400),
-    (lambda: HetConv2d(8, 16, 3, 4, bias=True, impl="grouped_sum"), 26624, 432),
-    (lambda: HetConv2d(8, 16, 3, 4, bias=True, impl="fast"), 26624, 432),
-    (lambda: DwPwConv2d(8, 16, 3, bias=True), 12800, 224),
-    (lambda: GwPwConv2d(8, 16, 3, 2), 26624, 416),
-])
+@pytest.mark.parametrize(
+    "module, macs, params",
+    [
+        (lambda: HetConv2d(8, 16, 3, 4, bias=True), 24576, 400),
+        (lambda: HetConv2d(8, 16, 3, 4, bias=True, impl="grouped_sum"), 26624, 432),
+        (lambda: HetConv2d(8, 16, 3, 4, bias=True, impl="fast"), 26624, 432),
+        (lambda: DwPwConv2d(8, 16, 3, bias=True), 12800, 224),
+        (lambda: GwPwConv2d(8, 16, 3, 2), 26624, 416),
+    ],
+)
 def test_worked_example(module, macs, params):
     layer = module()
     assert traced(layer, 8, 8) == (macs, params)
@@ -43,16 +47,20 @@ def test_worked_example(module, macs, params):
     assert layer.cost(8, 4).macs == macs // 2  # an 8×4 output: half the positions
 
 
-configs = st.integers(0, 2).flatmap(lambda e: st.fixed_dictionaries({
-    "P": st.just(2**e),
-    "M": st.integers(1, 3).map(lambda a: a * 2**e),
-    "N": st.integers(1, 3).map(lambda b: b * 2**e),
-    "K": st.sampled_from([1, 3, 5, 7]),
-    "stride": st.sampled_from([1, 2]),
-    "D_in": st.integers(5, 11),
-    "bias": st.booleans(),
-    "mid_factor": st.integers(1, 2),
-}))
+configs = st.integers(0, 2).flatmap(
+    lambda e: st.fixed_dictionaries(
+        {
+            "P": st.just(2**e),
+            "M": st.integers(1, 3).map(lambda a: a * 2**e),
+            "N": st.integers(1, 3).map(lambda b: b * 2**e),
+            "K": st.sampled_from([1, 3, 5, 7]),
+            "stride": st.sampled_from([1, 2]),
+            "D_in": st.integers(5, 11),
+            "bias": st.booleans(),
+            "mid_factor": st.integers(1, 2),
+        }
+    )
+)
 
 
 @SETTINGS
@@ -99,10 +107,18 @@ def grouped_mask(M, N, K, P):
     return mask
 
 
-layer_configs = st.integers(0, 2).flatmap(lambda e: st.tuples(
-    st.integers(1, 3).map(lambda a: a * 2**e), st.integers(1, 3).map(lambda b: b * 2**e),
-    st.sampled_from([1, 3, 5]), st.just(2**e), st.sampled_from([1, 2]), st.integers(0, 3), st.booleans(),
-    st.sampled_from(["exact", "grouped_sum", "fast"])))
+layer_configs = st.integers(0, 2).flatmap(
+    lambda e: st.tuples(
+        st.integers(1, 3).map(lambda a: a * 2**e),
+        st.integers(1, 3).map(lambda b: b * 2**e),
+        st.sampled_from([1, 3, 5]),
+        st.just(2**e),
+        st.sampled_from([1, 2]),
+        st.integers(0, 3),
+        st.booleans(),
+        st.sampled_from(["exact", "grouped_sum", "fast"]),
+    )
+)
 
 
 @SETTINGS
@@ -125,9 +141,12 @@ def test_fast_on_channels_last_equals_conv2d_and_keeps_the_layout(c):
     x = torch.randn(2, M, 7, 6, dtype=torch.double).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         y = layer(x)
-    torch.testing.assert_close(y, F.conv2d(x, layer.dense_weight(), layer.bias, stride=s, padding=padding),
-                               atol=1e-10, rtol=1e-10)
-    assert y.is_contiguous(memory_format=torch.channels_last) or x.is_contiguous()  # M = 1: both layouts at once
+    torch.testing.assert_close(
+        y, F.conv2d(x, layer.dense_weight(), layer.bias, stride=s, padding=padding), atol=1e-10, rtol=1e-10
+    )
+    assert (
+        y.is_contiguous(memory_format=torch.channels_last) or x.is_contiguous()
+    )  # M = 1: both layouts at once
 
 
 @SETTINGS
@@ -150,7 +169,9 @@ def test_dense_weight_support_is_the_pattern_and_parameters_are_the_kept_taps(c)
     assert torch.equal(layer.dense_weight() != 0, pattern)
     params = sum(p.numel() for p in layer.parameters())
     if impl == "exact":
-        assert params == N * (M * K * K // P + M - M // P) + (N if bias else 0) == int(pattern.sum()) + N * bias
+        assert (
+            params == N * (M * K * K // P + M - M // P) + (N if bias else 0) == int(pattern.sum()) + N * bias
+        )
     else:  # M/P extra 1×1 taps per filter that fold into centre taps
         assert params == N * (M * K * K // P + M) + (N if bias else 0)
         assert sum(p.numel() for p in HetConv2d(M, N, K, P, bias=bias, impl="fast").parameters()) == params
@@ -196,6 +217,7 @@ def test_gradients_reach_every_kept_tap_and_only_those(c):
 
 
 def test_init_is_conv2d_default_for_the_kept_fan_in():
+    torch.manual_seed(0)  # the largest of 64 uniform draws exceeds 0.9 of the bound but for ~0.1 % of seeds
     layer = HetConv2d(64, 64, 3, 4, bias=True)
     bound = 1 / (64 // 4 * 9 + 64 - 64 // 4) ** 0.5  # fan-in 192
     for parameter in layer.parameters():
@@ -203,16 +225,19 @@ def test_init_is_conv2d_default_for_the_kept_fan_in():
         assert parameter.abs().max() > 0.9 * bound
 
 
-@pytest.mark.parametrize("build, option", [
-    (lambda: HetConv2d(8, 8, 3, 3), "P"),
-    (lambda: HetConv2d(8, 6, 3, 4), "P"),
-    (lambda: HetConv2d(8, 8, 4, 2), "K"),
-    (lambda: HetConv2d(8, 8, 3, 2, impl="masked"), "impl"),
-    (lambda: HetConv2d(8, 8, 3, 0), "P"),
-    (lambda: GwPwConv2d(8, 8, 3, 3), "G"),
-    (lambda: GwPwConv2d(8, 8, 3, 4, mid_channels=6), "G"),
-    (lambda: DwPwConv2d(8, 8, 3, stride=0), "stride"),
-])
+@pytest.mark.parametrize(
+    "build, option",
+    [
+        (lambda: HetConv2d(8, 8, 3, 3), "P"),
+        (lambda: HetConv2d(8, 6, 3, 4), "P"),
+        (lambda: HetConv2d(8, 8, 4, 2), "K"),
+        (lambda: HetConv2d(8, 8, 3, 2, impl="masked"), "impl"),
+        (lambda: HetConv2d(8, 8, 3, 0), "P"),
+        (lambda: GwPwConv2d(8, 8, 3, 3), "G"),
+        (lambda: GwPwConv2d(8, 8, 3, 4, mid_channels=6), "G"),
+        (lambda: DwPwConv2d(8, 8, 3, stride=0), "stride"),
+    ],
+)
 def test_bad_arguments_raise_invalid_input(build, option):
     with pytest.raises(InvalidInput) as error:
         build()
@@ -220,7 +245,9 @@ def test_bad_arguments_raise_invalid_input(build, option):
 
 
 def test_bad_p_message_lists_valid_values():
-    with pytest.raises(InvalidInput, match=r"^P: P=3 does not divide the input channels M \(8\); valid values: 1, 2, 4, 8"):
+    with pytest.raises(
+        InvalidInput, match=r"^P: P=3 does not divide the input channels M \(8\); valid values: 1, 2, 4, 8"
+    ):
         HetConv2d(8, 8, 3, 3)
 
 
@@ -250,6 +277,8 @@ def test_fast_is_the_exact_function_class():
 
 
 def test_fast_counts_every_multiply_in_fvcore():
-    _, by_operator, ignored = count(HetConv2d(16, 16, 3, 4, impl="fast").eval(), (torch.zeros(2, 16, 10, 10),))
+    _, by_operator, ignored = count(
+        HetConv2d(16, 16, 3, 4, impl="fast").eval(), (torch.zeros(2, 16, 10, 10),)
+    )
     assert by_operator == {"conv": 2 * 100 * 16 * 4 * 9, "bmm": 2 * 100 * 16 * 16}  # grouped K×K, dense 1×1
     assert unexplained(ignored) == []

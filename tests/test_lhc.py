@@ -44,7 +44,9 @@ def test_output_equals_conv_with_masked_weight():
     expected = F.conv2d(x, layer.weight * layer.mask, layer.bias)
     torch.testing.assert_close(layer(x), expected)
     learnable = MaskedConv2d(3, 6, 3, mask=layer.mask, learnable=True)
-    torch.testing.assert_close(learnable(x), F.conv2d(x, learnable.weight * layer.mask, learnable.bias, padding=1))
+    torch.testing.assert_close(
+        learnable(x), F.conv2d(x, learnable.weight * layer.mask, learnable.bias, padding=1)
+    )
 
 
 def test_fixed_mask_gives_pruned_taps_no_gradient():
@@ -64,11 +66,16 @@ def test_learnable_mask_learns_straight_through():
 
 
 def test_export_masks_round_trips_through_hetcalc_mask(tmp_path):
-    model = torch.nn.Sequential(MaskedConv2d(3, 8, 3, mask=random_mask((8, 3, 3, 3), 1)), torch.nn.ReLU(),
-                                MaskedConv2d(8, 8, 3, mask=random_mask((8, 8, 3, 3), 2), learnable=True))
+    model = torch.nn.Sequential(
+        MaskedConv2d(3, 8, 3, mask=random_mask((8, 3, 3, 3), 1)),
+        torch.nn.ReLU(),
+        MaskedConv2d(8, 8, 3, mask=random_mask((8, 8, 3, 3), 2), learnable=True),
+    )
     path = tmp_path / "masks.pt"
     torch.save(export_masks(model), path)
-    result = CliRunner().invoke(cli, ["mask", str(path), "--D", "6", "--bias", "--json"])  # nn.Conv2d: bias by default
+    result = CliRunner().invoke(
+        cli, ["mask", str(path), "--D", "6", "--bias", "--json"]
+    )  # nn.Conv2d: bias by default
     assert result.exit_code == 0, result.output
     counted = json.loads(result.output)
     effective = [model[0].costs(6)["effective"], model[2].costs(6)["effective"]]

@@ -72,22 +72,28 @@ def test_cli_npy_totals(tmp_path):
 def test_cli_pt_state_dict_with_output_sizes(tmp_path):
     torch = pytest.importorskip("torch")
     path = tmp_path / "lhc.pt"
-    torch.save({
-        "conv1.mask": torch.tensor(kind_mask("standard", 3, 8, 3)),
-        "conv1.weight": torch.zeros(8, 3, 3, 3),
-        "conv2.mask": torch.tensor(kind_mask("hetconv", 8, 8, 3, 2)),
-        "output_sizes": {"conv1": 16, "conv2": 8},
-    }, path)
+    torch.save(
+        {
+            "conv1.mask": torch.tensor(kind_mask("standard", 3, 8, 3)),
+            "conv1.weight": torch.zeros(8, 3, 3, 3),
+            "conv2.mask": torch.tensor(kind_mask("hetconv", 8, 8, 3, 2)),
+            "output_sizes": {"conv1": 16, "conv2": 8},
+        },
+        path,
+    )
     payload = json.loads(run(path, "--json").stdout)
     assert [layer["name"] for layer in payload["layers"]] == ["conv1", "conv2"]
     assert payload["flops"] == 256 * 8 * 27 + 64 * 8 * (4 * 9 + 4)
 
 
-@pytest.mark.parametrize("content, fragment", [
-    (np.zeros((3, 3), bool), "rank 2"),
-    (np.full((2, 2, 3, 3), 0.5), "values other than 0/1"),
-    (np.ones((2, 2, 3, 1), bool), "non-square"),
-])
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        (np.zeros((3, 3), bool), "rank 2"),
+        (np.full((2, 2, 3, 3), 0.5), "values other than 0/1"),
+        (np.ones((2, 2, 3, 1), bool), "non-square"),
+    ],
+)
 def test_cli_bad_masks(tmp_path, content, fragment):
     path = tmp_path / "m.npy"
     np.save(path, content)

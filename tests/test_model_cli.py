@@ -9,10 +9,35 @@ from click.testing import CliRunner
 
 from hetcalc.cli import cli
 
-KEYS = {"model", "dataset", "input", "variant", "P", "convention", "flops", "params", "baseline_flops",
-        "baseline_params", "flops_reduction_pct", "params_reduction_pct", "speedup", "layers"}
-LAYER_KEYS = {"name", "M", "N", "K", "stride", "D_out", "flops_before", "flops_after", "params_before",
-              "params_after", "kind"}
+KEYS = {
+    "model",
+    "dataset",
+    "input",
+    "variant",
+    "P",
+    "convention",
+    "flops",
+    "params",
+    "baseline_flops",
+    "baseline_params",
+    "flops_reduction_pct",
+    "params_reduction_pct",
+    "speedup",
+    "layers",
+}
+LAYER_KEYS = {
+    "name",
+    "M",
+    "N",
+    "K",
+    "stride",
+    "D_out",
+    "flops_before",
+    "flops_after",
+    "params_before",
+    "params_after",
+    "kind",
+}
 
 
 def run(*args):
@@ -29,7 +54,12 @@ def test_json_object():
     report = as_json("model", "vgg16", "--P", "4")
     assert KEYS <= set(report) and all(LAYER_KEYS <= set(layer) for layer in report["layers"])
     assert (report["model"], report["dataset"], report["input"], report["variant"], report["P"]) == (
-        "vgg16", "cifar10", [3, 32, 32], "hetconv", 4)
+        "vgg16",
+        "cifar10",
+        [3, 32, 32],
+        "hetconv",
+        4,
+    )
     assert report["convention"] == "paper"
     assert report["flops"] == pytest.approx(105_982_132.67, abs=0.01)
     assert report["baseline_flops"] == 313_740_810
@@ -46,8 +76,16 @@ def test_exact_convention():
     assert downsample["kind"] == "standard" and downsample["flops_before"] == downsample["flops_after"]
 
 
-@pytest.mark.parametrize("args,variant", [(["--gwc", "4"], "gwc_pwc"), (["--dwc"], "dwc_pwc"), ([], "standard"),
-                                          (["--P", "C"], "hetconv"), (["--P", "1", "--se", "8"], "hetconv")])
+@pytest.mark.parametrize(
+    "args,variant",
+    [
+        (["--gwc", "4"], "gwc_pwc"),
+        (["--dwc"], "dwc_pwc"),
+        ([], "standard"),
+        (["--P", "C"], "hetconv"),
+        (["--P", "1", "--se", "8"], "hetconv"),
+    ],
+)
 def test_variants(args, variant):
     report = as_json("model", "vgg16", *args)
     assert report["variant"] == variant
@@ -70,18 +108,36 @@ def test_table_names_its_context():
     assert "convention: paper" in out and "total" in out and "speedup" in out
 
 
-@pytest.mark.parametrize("args,message", [
-    (["nope"], "Error: MODEL: unknown model 'nope'; known models: mobilenet, resnet18, resnet34, resnet50, "
-               "resnet56, resnet110, vgg16, vgg19"),
-    (["vgg16", "--P", "0"], "Error: --P: must be a whole number >= 1, got 0"),
-    (["vgg16", "--dataset", "mnist"], "Error: --dataset: vgg16 is defined for cifar10 and imagenet, not 'mnist'"),
-    (["resnet50", "--dataset", "cifar10"], "Error: --dataset: resnet50 is defined for imagenet, not 'cifar10'"),
-    (["vgg16", "--P", "4", "--gwc", "4"], "Error: --gwc: give one of --P, --gwc, --dwc, not --P and --gwc"),
-    (["vgg16", "--P", "2,4"], "Error: --P: got 2 values for 12 replaceable layers (conv2 … conv13)"),
-    (["vgg16", "--gwc", "0"], "Error: --gwc: must be a whole number >= 1, got 0"),
-    (["resnet56", "--se", "32"], "Error: --se: 32 does not divide the output channels N of layer1.0.conv1 (16); "
-                                 "valid values: 1, 2, 4, 8, 16"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["nope"],
+            "Error: MODEL: unknown model 'nope'; known models: mobilenet, resnet18, resnet34, resnet50, "
+            "resnet56, resnet110, vgg16, vgg19",
+        ),
+        (["vgg16", "--P", "0"], "Error: --P: must be a whole number >= 1, got 0"),
+        (
+            ["vgg16", "--dataset", "mnist"],
+            "Error: --dataset: vgg16 is defined for cifar10 and imagenet, not 'mnist'",
+        ),
+        (
+            ["resnet50", "--dataset", "cifar10"],
+            "Error: --dataset: resnet50 is defined for imagenet, not 'cifar10'",
+        ),
+        (
+            ["vgg16", "--P", "4", "--gwc", "4"],
+            "Error: --gwc: give one of --P, --gwc, --dwc, not --P and --gwc",
+        ),
+        (["vgg16", "--P", "2,4"], "Error: --P: got 2 values for 12 replaceable layers (conv2 … conv13)"),
+        (["vgg16", "--gwc", "0"], "Error: --gwc: must be a whole number >= 1, got 0"),
+        (
+            ["resnet56", "--se", "32"],
+            "Error: --se: 32 does not divide the output channels N of layer1.0.conv1 (16); "
+            "valid values: 1, 2, 4, 8, 16",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(args, message):
     result = run("model", *args)
     assert result.exit_code == 2
@@ -101,30 +157,40 @@ def test_csv(tmp_path):
 def test_csv_refuses_a_missing_folder(tmp_path):
     path = tmp_path / "missing" / "layers.csv"
     result = run("model", "vgg16", "--P", "4", "--csv", str(path))
-    assert result.exit_code == 2 and result.output.strip() == f"Error: --csv: folder {path.parent} does not exist"
+    assert (
+        result.exit_code == 2
+        and result.output.strip() == f"Error: --csv: folder {path.parent} does not exist"
+    )
     assert not path.parent.exists()
 
 
 def test_zoo_command():
     payload = as_json("zoo")
     names = [m["model"] for m in payload["models"]]
-    assert names[:2] == ["mobilenet", "resnet18"] and "resnet110" in names and payload["convention"] == "exact"
+    assert (
+        names[:2] == ["mobilenet", "resnet18"] and "resnet110" in names and payload["convention"] == "exact"
+    )
     resnet56 = next(m for m in payload["models"] if m["model"] == "resnet56")
     assert resnet56["dataset"] == "cifar10" and resnet56["input"] == [3, 32, 32]
     assert resnet56["flops"] == 125_485_696  # MACs only: conv + fc
     exact = as_json("zoo", "resnet5*")  # exact by default: the real networks' parameter counts
-    assert [(m["model"], m["params"]) for m in exact["models"]] == [("resnet50", 25_557_032), ("resnet56", 853_018)]
+    assert [(m["model"], m["params"]) for m in exact["models"]] == [
+        ("resnet50", 25_557_032),
+        ("resnet56", 853_018),
+    ]
     paper = as_json("zoo", "resnet56", "--convention", "paper")
     assert paper["models"][0]["flops"] == 125_485_706  # MACs + the fc's 10 bias adds (no conv bias)
     assert "hetcalc model zoo" in run("zoo").output
 
 
 def test_model_command_imports_nothing_heavy():
-    code = ("import sys; from hetcalc.cli import cli\n"
-            "try:\n    cli.main(['model', 'resnet50', '--dataset', 'imagenet', '--P', '4', '--json'])\n"
-            "except SystemExit:\n    pass\n"
-            "print([m for m in sys.modules if m.split('.')[0] in ('torch', 'pandas', 'matplotlib', 'fvcore')], "
-            "file=sys.stderr)")
+    code = (
+        "import sys; from hetcalc.cli import cli\n"
+        "try:\n    cli.main(['model', 'resnet50', '--dataset', 'imagenet', '--P', '4', '--json'])\n"
+        "except SystemExit:\n    pass\n"
+        "print([m for m in sys.modules if m.split('.')[0] in ('torch', 'pandas', 'matplotlib', 'fvcore')], "
+        "file=sys.stderr)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(result.stdout)["model"] == "resnet50"
     assert result.stderr.strip() == "[]"

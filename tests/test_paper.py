@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from hetcalc.cli import cli
-from hetcalc.paper import TOLERANCE, table1, table1_frame, row_options
+from hetcalc.paper import TOLERANCE, row_options, table1, table1_frame
 
 # row: (FLOPs M, FLOPs reduced %, params M, params reduced %) as published; None where the paper has "—".
 PUBLISHED = {
@@ -27,8 +27,15 @@ PUBLISHED = {
 }
 # The paper convention's FLOPs for P1 … P64, worked out by hand: conv MACs + bias adds + FC, every
 # replaced layer scaled by Eq. 5 (the lead's analysis); the paper prints them truncated.
-HETCONV_FLOPS_M = {1: 313.74081, 2: 175.235025, 4: 105.982133, 8: 71.355686, 16: 54.042463,
-                   32: 45.385852, 64: 41.057546}
+HETCONV_FLOPS_M = {
+    1: 313.74081,
+    2: 175.235025,
+    4: 105.982133,
+    8: 71.355686,
+    16: 54.042463,
+    32: 45.385852,
+    64: 41.057546,
+}
 FLOPS_REPRODUCE = {f"VGG-16_P{p}" for p in HETCONV_FLOPS_M} | {"VGG-16_P1_SE"}
 PARAMS_REPRODUCE = {f"VGG-16_P{p}" for p in (2, 4, 8, 16, 32, 64)} | {"VGG-16_PC"}
 
@@ -38,8 +45,10 @@ ROWS = {r["row"]: r for r in table1()}
 def test_every_published_row_is_there_with_its_numbers():
     assert list(ROWS) == list(PUBLISHED)
     for name, values in PUBLISHED.items():
-        published = tuple(ROWS[name][f"published_{c}"] for c in ("flops", "flops_reduction_pct", "params",
-                                                                   "params_reduction_pct"))
+        published = tuple(
+            ROWS[name][f"published_{c}"]
+            for c in ("flops", "flops_reduction_pct", "params", "params_reduction_pct")
+        )
         assert published == values
 
 
@@ -53,14 +62,18 @@ def test_hetconv_flops_match_the_hand_analysis_and_the_paper_truncates(P, expect
 @pytest.mark.parametrize("name", PUBLISHED)
 def test_each_value_is_flagged_by_the_one_tolerance(name):
     row = ROWS[name]
-    for column, published in zip(("flops", "flops_reduction_pct", "params", "params_reduction_pct"), PUBLISHED[name]):
+    for column, published in zip(
+        ("flops", "flops_reduction_pct", "params", "params_reduction_pct"), PUBLISHED[name]
+    ):
         if published is None:
             assert row[f"{column}_ok"] is None
             continue
         assert row[f"delta_{column}"] == pytest.approx(row[column] - published)
         assert row[f"{column}_ok"] == (abs(row[column] - published) <= TOLERANCE + 1e-9)
-    assert row["reproduces"] == all(row[f"{c}_ok"] is not False for c in ("flops", "flops_reduction_pct", "params",
-                                                                         "params_reduction_pct"))
+    assert row["reproduces"] == all(
+        row[f"{c}_ok"] is not False
+        for c in ("flops", "flops_reduction_pct", "params", "params_reduction_pct")
+    )
 
 
 def test_which_rows_reproduce():
@@ -68,7 +81,8 @@ def test_which_rows_reproduce():
     assert {n for n, r in ROWS.items() if r["params_ok"]} == PARAMS_REPRODUCE
     # FLOPs reductions reproduce wherever FLOPs do, and for the SE rows too
     assert {n for n, r in ROWS.items() if r["flops_reduction_pct_ok"]} == (
-        {f"VGG-16_P{p}" for p in (2, 4, 8, 16, 32, 64)} | {"VGG-16_P4_SE", "VGG-16_P32_SE"})
+        {f"VGG-16_P{p}" for p in (2, 4, 8, 16, 32, 64)} | {"VGG-16_P4_SE", "VGG-16_P32_SE"}
+    )
 
 
 def test_rows_that_do_not_reproduce_say_so_and_why():
@@ -92,7 +106,9 @@ def test_exact_convention_and_frame():
     assert exact["VGG-16_P1"]["flops"] == pytest.approx(313.463808)  # MACs only
     assert exact["VGG-16_P1"]["params"] == pytest.approx(14.991946)  # with BatchNorm
     frame = table1_frame()
-    assert len(frame) == 13 and {"row", "flops", "published_flops", "reproduces", "note"} <= set(frame.columns)
+    assert len(frame) == 13 and {"row", "flops", "published_flops", "reproduces", "note"} <= set(
+        frame.columns
+    )
 
 
 def test_cli_table1():

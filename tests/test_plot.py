@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import types
 
 import pytest
 from click.testing import CliRunner
@@ -18,15 +17,15 @@ def run(*args):
 
 # The formulas, written out here rather than taken from hetcalc.cost.
 def het_speedup(P, K):
-    return 1 / (1 / P + (1 - 1 / P) / K**2)      # Eq. 9 of Eq. 5
+    return 1 / (1 / P + (1 - 1 / P) / K**2)  # Eq. 9 of Eq. 5
 
 
 def gwc_speedup(G, K):
-    return 1 / (1 / G + 1 / K**2)                # Eq. 9 of Eq. 11
+    return 1 / (1 / G + 1 / K**2)  # Eq. 9 of Eq. 11
 
 
 def dwc_speedup(N, K):
-    return 1 / (1 / N + 1 / K**2)                # Eq. 9 of Eq. 7
+    return 1 / (1 / N + 1 / K**2)  # Eq. 9 of Eq. 7
 
 
 def by_kind(series, K):
@@ -56,7 +55,8 @@ def test_json_is_the_plotted_data():
     assert result.exit_code == 0 and result.stderr == ""
     series = json.loads(result.stdout)["series"]
     assert [(s["kind"], s["K"]) for s in series] == [
-        (kind, K) for K in (3, 5, 7) for kind in ("hetconv", "gwc_pwc", "dwc_pwc")]
+        (kind, K) for K in (3, 5, 7) for kind in ("hetconv", "gwc_pwc", "dwc_pwc")
+    ]
     dwc = by_kind(series, 7)["dwc_pwc"]
     assert dwc["M"] == dwc["N"] == 128 and dwc["speedup"][0] == pytest.approx(dwc_speedup(128, 7))
     assert by_kind(series, 5)["gwc_pwc"]["G"] == list(range(1, 17))
@@ -87,17 +87,23 @@ def test_json_and_out_together_keep_stdout_pure(tmp_path):
     assert "Wrote" in result.stderr
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--out", "figure5.txt"], "--out: cannot tell the format of 'figure5.txt'"),
-    (["--out", "figure5"], "use a .png, .svg or .pdf file"),
-    (["--out", "missing/figure5.png"], "--out: folder"),
-    ([], "--out: give a .png, .svg or .pdf file"),
-    (["--out", "f.png", "--K", "3,x"], "--K: expected comma-separated whole numbers, e.g. 3,5,7; got 'x'"),
-    (["--out", "f.png", "--K", "0"], "--K: must be a whole number >= 1"),
-    (["--out", "f.png", "--P-max", "0"], "--P-max: must be a whole number >= 1"),
-    (["--out", "f.png", "--P-max", "100000"], "--P-max: must be at most 65536"),
-    (["--out", "f.png", "--M", "-1"], "--M: must be a whole number >= 1"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--out", "figure5.txt"], "--out: cannot tell the format of 'figure5.txt'"),
+        (["--out", "figure5"], "use a .png, .svg or .pdf file"),
+        (["--out", "missing/figure5.png"], "--out: folder"),
+        ([], "--out: give a .png, .svg or .pdf file"),
+        (
+            ["--out", "f.png", "--K", "3,x"],
+            "--K: expected comma-separated whole numbers, e.g. 3,5,7; got 'x'",
+        ),
+        (["--out", "f.png", "--K", "0"], "--K: must be a whole number >= 1"),
+        (["--out", "f.png", "--P-max", "0"], "--P-max: must be a whole number >= 1"),
+        (["--out", "f.png", "--P-max", "100000"], "--P-max: must be at most 65536"),
+        (["--out", "f.png", "--M", "-1"], "--M: must be a whole number >= 1"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, monkeypatch, args, fragment):
     monkeypatch.chdir(tmp_path)
     result = run("plot", "speedup", *args)
@@ -108,13 +114,15 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, monkeypatch, 
 
 
 def bench_rows():
-    return {"rows": [
-        {"impl": "standard", "P": 1, "ms": 2.0, "speedup": 1.0, "theory": 1.0},
-        {"impl": "standard", "P": 4, "ms": 2.0, "speedup": 1.0, "theory": 1.0},
-        {"impl": "masked", "P": 4, "ms": 1.6, "speedup": 1.25, "theory": 3.0},
-        {"impl": "split", "P": 4, "ms": 0.9, "speedup": 2.2, "theory": 3.0},
-        {"impl": "split", "P": 8, "ms": 0.6, "speedup": 3.3, "theory": 4.5},
-    ]}
+    return {
+        "rows": [
+            {"impl": "standard", "P": 1, "ms": 2.0, "speedup": 1.0, "theory": 1.0},
+            {"impl": "standard", "P": 4, "ms": 2.0, "speedup": 1.0, "theory": 1.0},
+            {"impl": "masked", "P": 4, "ms": 1.6, "speedup": 1.25, "theory": 3.0},
+            {"impl": "split", "P": 4, "ms": 0.9, "speedup": 2.2, "theory": 3.0},
+            {"impl": "split", "P": 8, "ms": 0.6, "speedup": 3.3, "theory": 4.5},
+        ]
+    }
 
 
 def test_measured_points_are_overlaid(tmp_path):
@@ -133,18 +141,21 @@ def test_measured_points_are_overlaid(tmp_path):
     assert {"measured: masked", "measured: split"} <= {t.get_text() for t in ax.get_legend().get_texts()}
 
 
-@pytest.mark.parametrize("content, fragment", [
-    (None, "no such file"),
-    ("{not json", "is not valid JSON"),
-    ('[1, 2]', 'expected a JSON object {"rows"'),
-    ('{"rows": {}}', 'expected a JSON object {"rows"'),
-    ('{"rows": [3]}', "rows[0] is not an object"),
-    ('{"rows": [{"P": 4, "speedup": 2}]}', "rows[0].impl must be a non-empty string"),
-    ('{"rows": [{"impl": "x", "P": 0, "speedup": 2}]}', "rows[0].P must be a whole number >= 1"),
-    ('{"rows": [{"impl": "x", "P": 2.5, "speedup": 2}]}', "rows[0].P must be a whole number >= 1"),
-    ('{"rows": [{"impl": "x", "P": 2, "speedup": -1}]}', "rows[0].speedup must be a positive number"),
-    ('{"rows": [{"impl": "x", "P": 2, "speedup": "fast"}]}', "rows[0].speedup must be a positive number"),
-])
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        (None, "no such file"),
+        ("{not json", "is not valid JSON"),
+        ("[1, 2]", 'expected a JSON object {"rows"'),
+        ('{"rows": {}}', 'expected a JSON object {"rows"'),
+        ('{"rows": [3]}', "rows[0] is not an object"),
+        ('{"rows": [{"P": 4, "speedup": 2}]}', "rows[0].impl must be a non-empty string"),
+        ('{"rows": [{"impl": "x", "P": 0, "speedup": 2}]}', "rows[0].P must be a whole number >= 1"),
+        ('{"rows": [{"impl": "x", "P": 2.5, "speedup": 2}]}', "rows[0].P must be a whole number >= 1"),
+        ('{"rows": [{"impl": "x", "P": 2, "speedup": -1}]}', "rows[0].speedup must be a positive number"),
+        ('{"rows": [{"impl": "x", "P": 2, "speedup": "fast"}]}', "rows[0].speedup must be a positive number"),
+    ],
+)
 def test_malformed_measured_file_is_one_line_exit_2(tmp_path, content, fragment):
     measured = tmp_path / "bench.json"
     if content is not None:
@@ -184,8 +195,15 @@ def test_several_K_share_one_figure():
     fig = api.figure5(K=[3, 5, 7], P_max=256)
     ax = fig.axes[0]
     assert {t.get_text().split("  ")[0] for t in ax.texts if "asymptote" in t.get_text()} == {
-        "asymptote K² = 9", "asymptote K² = 25", "asymptote K² = 49"}
-    assert [t.get_text().split("  ")[0] for t in fig.legends[0].get_texts()][-3:] == ["K = 3", "K = 5", "K = 7"]
+        "asymptote K² = 9",
+        "asymptote K² = 25",
+        "asymptote K² = 49",
+    }
+    assert [t.get_text().split("  ")[0] for t in fig.legends[0].get_texts()][-3:] == [
+        "K = 3",
+        "K = 5",
+        "K = 7",
+    ]
 
 
 def test_speedup_curve_is_long_form():
@@ -206,11 +224,13 @@ def test_layer_report_frame():
 def layers_frame():
     import pandas as pd
 
-    return pd.DataFrame({
-        "name": ["conv1", "conv2", "conv3", "fc"],
-        "flops_before": [1_769_472, 37_748_736, 18_874_368, 5120],
-        "flops_after": [1_769_472, 10_616_832, 5_308_416, 5120],
-    })
+    return pd.DataFrame(
+        {
+            "name": ["conv1", "conv2", "conv3", "fc"],
+            "flops_before": [1_769_472, 37_748_736, 18_874_368, 5120],
+            "flops_after": [1_769_472, 10_616_832, 5_308_416, 5120],
+        }
+    )
 
 
 def test_model_figure_from_a_layers_frame():
@@ -248,10 +268,12 @@ def test_plot_model_bad_input_writes_nothing(tmp_path):
 
 
 def test_matplotlib_is_lazy_and_pyplot_unused():
-    code = ("import sys, hetcalc.cli, hetcalc.cost, hetcalc.plot, hetcalc.api\n"
-            "assert 'matplotlib' not in sys.modules and 'pandas' not in sys.modules\n"
-            "hetcalc.api.figure5(K=[3, 5])\n"
-            "assert 'matplotlib.pyplot' not in sys.modules\n")
+    code = (
+        "import sys, hetcalc.cli, hetcalc.cost, hetcalc.plot, hetcalc.api\n"
+        "assert 'matplotlib' not in sys.modules and 'pandas' not in sys.modules\n"
+        "hetcalc.api.figure5(K=[3, 5])\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -265,12 +287,18 @@ def test_plot_model_with_the_zoo(tmp_path):
     assert json.loads(result.stdout)["layers"] == json.loads(json.dumps(report.layers))
     flops, reduced = api.model_figure("vgg16", P=4).axes
     assert [p.get_height() for p in flops.patches] == pytest.approx(
-        [r["flops_before"] for r in report.layers] + [r["flops_after"] for r in report.layers])
+        [r["flops_before"] for r in report.layers] + [r["flops_after"] for r in report.layers]
+    )
     assert "vgg16: per-layer FLOPs, standard vs HetConv P=4" in flops.get_title()
     assert f"({report.flops_reduction_pct:.2f}% fewer)" in flops.get_title()
-    for args, label in ((["--P", "C"], "HetConv P = M per layer (PC)"), (["--gwc", "4"], "GWC+PWC G=4"), (["--dwc"], "DWC+PWC"),
-                        (["--P", "4", "--se", "8"], "HetConv P=4 + SE R=8")):
+    for args, label in (
+        (["--P", "C"], "HetConv P = M per layer (PC)"),
+        (["--gwc", "4"], "GWC+PWC G=4"),
+        (["--dwc"], "DWC+PWC"),
+        (["--P", "4", "--se", "8"], "HetConv P=4 + SE R=8"),
+    ):
         payload = json.loads(run("plot", "model", "vgg16", *args, "--json").stdout)
-        figure = plot.model_figure(analyze("vgg16", variant=payload["variant"], P=payload["P"], G=payload["G"],
-                                           se=payload["se"]))
+        figure = plot.model_figure(
+            analyze("vgg16", variant=payload["variant"], P=payload["P"], G=payload["G"], se=payload["se"])
+        )
         assert figure.axes[0].get_legend().get_texts()[1].get_text() == label

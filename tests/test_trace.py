@@ -39,8 +39,11 @@ class Basic(nn.Module):
         super().__init__()
         self.conv1, self.bn1 = nn.Conv2d(M, N, 3, stride, 1, bias=False), nn.BatchNorm2d(N)
         self.conv2, self.bn2 = nn.Conv2d(N, N, 3, 1, 1, bias=False), nn.BatchNorm2d(N)
-        self.downsample = (nn.Sequential(nn.Conv2d(M, N, 1, stride, bias=False), nn.BatchNorm2d(N))
-                           if stride > 1 or M != N else None)
+        self.downsample = (
+            nn.Sequential(nn.Conv2d(M, N, 1, stride, bias=False), nn.BatchNorm2d(N))
+            if stride > 1 or M != N
+            else None
+        )
 
     def forward(self, x):
         y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
@@ -109,9 +112,21 @@ def test_resnet_records_in_call_order_and_replaces_like_the_zoo():
     spec = trace_factory(ResNetish, (3, 16, 16))
     report = analyze(spec, variant="hetconv", P=2, convention="exact")
     rows = {r["name"]: r for r in report.layers}
-    assert list(rows) == ["stem.0", "layer1.conv1", "layer1.conv2", "layer2.conv1", "layer2.conv2",
-                          "layer2.downsample.0", "fc", "(other parameters)"]
-    assert [r["kind"] for r in report.layers] == ["standard"] + ["hetconv"] * 4 + ["standard", "linear", "other"]
+    assert list(rows) == [
+        "stem.0",
+        "layer1.conv1",
+        "layer1.conv2",
+        "layer2.conv1",
+        "layer2.conv2",
+        "layer2.downsample.0",
+        "fc",
+        "(other parameters)",
+    ]
+    assert [r["kind"] for r in report.layers] == ["standard"] + ["hetconv"] * 4 + [
+        "standard",
+        "linear",
+        "other",
+    ]
     assert (rows["layer2.conv1"]["D_out"], rows["layer2.conv1"]["stride"]) == (8, 2)
     # BatchNorm: 2 parameters per channel, 8 + 8 + 8 + 16 + 16 + 16 channels
     assert rows["(other parameters)"]["params_after"] == 2 * (3 * 8 + 3 * 16)
@@ -123,8 +138,13 @@ def test_grouped_dilated_and_non_square_layers_stay_and_say_why():
     report = analyze(trace_factory(Depthwise, (3, 16, 12)), variant="hetconv", P=2, convention="exact")
     rows = {r["name"]: r for r in report.layers}
     assert {name: rows[name]["note"] for name in ("depthwise", "dilated", "wide")} == {
-        "depthwise": "depthwise", "dilated": "dilation 2×2", "wide": "non-square kernel 1×5"}
-    assert all(not rows[name]["changed"] for name in ("stem", "expand", "depthwise", "project", "dilated", "wide"))
+        "depthwise": "depthwise",
+        "dilated": "dilation 2×2",
+        "wide": "non-square kernel 1×5",
+    }
+    assert all(
+        not rows[name]["changed"] for name in ("stem", "expand", "depthwise", "project", "dilated", "wide")
+    )
     assert (rows["depthwise"]["kind"], rows["depthwise"]["G"]) == ("grouped", 32)
     assert (rows["depthwise"]["D_out"], rows["depthwise"]["W_out"]) == (4, 3)
     assert rows["wide"]["flops_after"] == 4 * 3 * 16 * 8 * 5  # positions · N · M/G · 1·5
@@ -147,8 +167,9 @@ def test_functional_matmuls_are_flagged_and_other_parameters_counted():
 
 
 def test_meta_build_allocates_nothing():
-    spec = trace_factory(lambda: nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10**6), nn.Linear(10**6, 10**5)),
-                         (3, 8, 8))  # 10¹¹ weights: 400 GB if allocated
+    spec = trace_factory(
+        lambda: nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10**6), nn.Linear(10**6, 10**5)), (3, 8, 8)
+    )  # 10¹¹ weights: 400 GB if allocated
     assert exact(spec).params == 192 * 10**6 + 10**6 + 10**11 + 10**5
 
 
@@ -171,8 +192,16 @@ def test_real_layers_and_shared_modules():
     model = Net()
     spec = trace(model, (3, 12, 12))
     report = analyze(spec, variant="hetconv", P=2, convention="exact")
-    assert [r["kind"] for r in report.layers] == ["standard", "hetconv", "hetconv_grouped_sum", "dwc_pwc", "gwc_pwc",
-                                                  "standard", "standard", "other"]
+    assert [r["kind"] for r in report.layers] == [
+        "standard",
+        "hetconv",
+        "hetconv_grouped_sum",
+        "dwc_pwc",
+        "gwc_pwc",
+        "standard",
+        "standard",
+        "other",
+    ]
     assert [r["name"] for r in report.layers][-3:] == ["shared", "shared#2", "(other parameters)"]
     assert report.layers[5]["note"] == "called 2 times (shared weights)" and not report.layers[5]["changed"]
     assert report.layers[1]["note"] == "already a HetConv2d"
@@ -187,8 +216,10 @@ def test_masked_layers_count_effective_and_name_the_dense_cost():
     report = exact(trace(model, (3, 6, 6)))
     assert report.layers[1]["kind"] == "masked" and report.layers[1]["flops_after"] == 36 * int(mask.sum())
     kept = int(mask.sum())
-    assert report.notes == [f"1: masked, {36 * kept:,} MACs and {kept + 8} parameters on its kept taps (a sparse "
-                            f"runtime); a dense runtime (and fvcore) pays {36 * 8 * 4 * 9:,} and holds {8 * 4 * 9 + 8}"]
+    assert report.notes == [
+        f"1: masked, {36 * kept:,} MACs and {kept + 8} parameters on its kept taps (a sparse "
+        f"runtime); a dense runtime (and fvcore) pays {36 * 8 * 4 * 9:,} and holds {8 * 4 * 9 + 8}"
+    ]
     assert report.params == params(model) - mask.numel() + int(mask.sum())  # pruned taps are not parameters
     meta = exact(trace_factory(lambda: MaskedConv2d(4, 8, 3, mask=mask), (4, 6, 6)))
     assert meta.flops == 36 * 8 * 4 * 9 and "holds no values on the meta device" in meta.notes[0]
@@ -202,7 +233,7 @@ def test_forward_failure_is_one_line():
 
 # The command line.
 
-NET = '''
+NET = """
 import torch
 from torch import nn
 
@@ -235,7 +266,7 @@ def masked():
     mask = torch.zeros(8, 8, 3, 3, dtype=torch.bool)
     mask[:, :, 1, 1] = True  # centre taps only: a 1×1 convolution in a 3×3 bank
     return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), MaskedConv2d(8, 8, 3, mask=mask, bias=False))
-'''
+"""
 
 
 def run(*args):
@@ -254,12 +285,19 @@ def test_cli_module_json(net_file):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert (report["model"], report["dataset"], report["input"], report["variant"]) == (
-        f"{net_file}:make_net", None, [3, 8, 8], "hetconv")
+        f"{net_file}:make_net",
+        None,
+        [3, 8, 8],
+        "hetconv",
+    )
     assert [r["kind"] for r in report["layers"]] == ["standard", "grouped", "hetconv", "linear", "other"]
     assert report["layers"][1]["note"] == "depthwise"
     assert report["macs_outside_layers"] == 2 * 16 * 16 * 16
-    exact = json.loads(run("--module", f"{net_file}:Net", "--input-size", "3", "8", "8", "--json",
-                           "--convention", "exact").output)
+    exact = json.loads(
+        run(
+            "--module", f"{net_file}:Net", "--input-size", "3", "8", "8", "--json", "--convention", "exact"
+        ).output
+    )
     namespace = {}
     exec(textwrap.dedent(NET), namespace)
     assert exact["params"] == params(namespace["make_net"]())
@@ -275,28 +313,52 @@ def test_cli_module_table(net_file, monkeypatch):
     assert warning in result.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--module", "net.py"], "--module: expected PKG.MOD:FACTORY or path/to/file.py:FACTORY, got 'net.py'"),
-    (["--module", "no_such_package.net:make"], "--module: cannot import no_such_package.net: "
-                                               "ModuleNotFoundError: No module named 'no_such_package'"),
-    (["--module", "missing.py:make"], "--module: no such file: missing.py"),
-    (["--module", "net.py:nothing"], "--module: net.py has no attribute 'nothing'"),
-    (["--module", "net.py:SIX"], "--module: net.py:SIX is not callable (a int object); "
-                                 "name a function or class that builds the model"),
-    (["--module", "net.py:broken", "--input-size", "3", "8", "8"],
-     "--module: broken() raised ValueError: no weights here"),
-    (["--module", "net.py:not_a_model", "--input-size", "3", "8", "8"],
-     "--module: not_a_model() returned a list, not a torch.nn.Module"),
-    (["--module", "net.py:make_net", "--input-size", "4", "8", "8"],
-     "--input-size: the model rejects a 1×4×8×8 input: RuntimeError: Invalid channel dimensions"),
-    (["--module", "net.py:make_net"], "--input-size: is required with --module: give the input as C H W, "
-                                      "e.g. --input-size 3 224 224"),
-    (["vgg16", "--module", "net.py:make_net"], "MODEL: give a zoo model NAME or --module PKG.MOD:FACTORY "
-                                                "(or path/to/file.py:FACTORY), not both"),
-    ([], "MODEL: give a zoo model NAME or --module PKG.MOD:FACTORY (or path/to/file.py:FACTORY)"),
-    (["vgg16", "--input-size", "3", "32", "32"],
-     "--input-size: applies to --module only; zoo model vgg16 has its own input"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--module", "net.py"],
+            "--module: expected PKG.MOD:FACTORY or path/to/file.py:FACTORY, got 'net.py'",
+        ),
+        (
+            ["--module", "no_such_package.net:make"],
+            "--module: cannot import no_such_package.net: "
+            "ModuleNotFoundError: No module named 'no_such_package'",
+        ),
+        (["--module", "missing.py:make"], "--module: no such file: missing.py"),
+        (["--module", "net.py:nothing"], "--module: net.py has no attribute 'nothing'"),
+        (
+            ["--module", "net.py:SIX"],
+            "--module: net.py:SIX is not callable (a int object); "
+            "name a function or class that builds the model",
+        ),
+        (
+            ["--module", "net.py:broken", "--input-size", "3", "8", "8"],
+            "--module: broken() raised ValueError: no weights here",
+        ),
+        (
+            ["--module", "net.py:not_a_model", "--input-size", "3", "8", "8"],
+            "--module: not_a_model() returned a list, not a torch.nn.Module",
+        ),
+        (
+            ["--module", "net.py:make_net", "--input-size", "4", "8", "8"],
+            "--input-size: the model rejects a 1×4×8×8 input: RuntimeError: Invalid channel dimensions",
+        ),
+        (
+            ["--module", "net.py:make_net"],
+            "--input-size: is required with --module: give the input as C H W, e.g. --input-size 3 224 224",
+        ),
+        (
+            ["vgg16", "--module", "net.py:make_net"],
+            "MODEL: give a zoo model NAME or --module PKG.MOD:FACTORY (or path/to/file.py:FACTORY), not both",
+        ),
+        ([], "MODEL: give a zoo model NAME or --module PKG.MOD:FACTORY (or path/to/file.py:FACTORY)"),
+        (
+            ["vgg16", "--input-size", "3", "32", "32"],
+            "--input-size: applies to --module only; zoo model vgg16 has its own input",
+        ),
+    ],
+)
 def test_cli_errors_are_one_line_exit_2(net_file, monkeypatch, args, message):
     monkeypatch.chdir(net_file.parent)
     result = run(*args)
@@ -305,9 +367,24 @@ def test_cli_errors_are_one_line_exit_2(net_file, monkeypatch, args, message):
 
 
 def test_cli_masked_module_counts_kept_taps_on_cpu(net_file):
-    args = ["--module", f"{net_file}:masked", "--input-size", "3", "4", "4", "--convention", "exact", "--json"]
+    args = [
+        "--module",
+        f"{net_file}:masked",
+        "--input-size",
+        "3",
+        "4",
+        "4",
+        "--convention",
+        "exact",
+        "--json",
+    ]
     on_cpu, on_meta = (json.loads(run(*args, *device).output) for device in (["--device", "cpu"], []))
-    assert on_cpu["layers"][1]["flops_after"] == 16 * 8 * 8 and on_meta["layers"][1]["flops_after"] == 16 * 8 * 8 * 9
-    assert on_cpu["notes"] == ["1: masked, 1,024 MACs and 64 parameters on its kept taps (a sparse runtime); "
-                               "a dense runtime (and fvcore) pays 9,216 and holds 576"]
+    assert (
+        on_cpu["layers"][1]["flops_after"] == 16 * 8 * 8
+        and on_meta["layers"][1]["flops_after"] == 16 * 8 * 8 * 9
+    )
+    assert on_cpu["notes"] == [
+        "1: masked, 1,024 MACs and 64 parameters on its kept taps (a sparse runtime); "
+        "a dense runtime (and fvcore) pays 9,216 and holds 576"
+    ]
     assert "--device cpu" in on_meta["notes"][0]

@@ -20,15 +20,22 @@ KINDS = {row for row, _, _ in verify.realisations()}  # every kind of hetcalc.ki
 
 def test_verify_module_worked_example():
     # 3 → 4, 3×3, 5×5 output: 25 positions · 4 filters · 27 taps = 2700 MACs; 108 weights + 4 biases.
-    row = verify.verify_module("standard", {"M": 3}, torch.nn.Conv2d(3, 4, 3, padding=1, bias=True), (1, 3, 5, 5),
-                               cost.Cost(macs=2700, adds=100, params=112))
+    row = verify.verify_module(
+        "standard",
+        {"M": 3},
+        torch.nn.Conv2d(3, 4, 3, padding=1, bias=True),
+        (1, 3, 5, 5),
+        cost.Cost(macs=2700, adds=100, params=112),
+    )
     assert (row["fvcore_flops"], row["fvcore_params"], row["match"]) == (2700, 112, True)
     assert row["ignored_ops"] == {} and row["unexplained_ops"] == []
 
 
 def test_a_mismatch_is_a_failure():
     spec = ConvSpec(M=8, N=8, K=3, H=8)
-    wrong = verify.Case("hetconv", {}, lambda: HetConv2d(8, 8, 3, 4), (1, 8, 8, 8), cost.hetconv_grouped_sum(spec, 4))
+    wrong = verify.Case(
+        "hetconv", {}, lambda: HetConv2d(8, 8, 3, 4), (1, 8, 8, 8), cost.hetconv_grouped_sum(spec, 4)
+    )
     right = verify.Case("hetconv", {}, lambda: HetConv2d(8, 8, 3, 4), (1, 8, 8, 8), cost.hetconv(spec, 4))
     rows = verify.run([wrong, right])
     assert [r["match"] for r in rows] == [False, True]
@@ -59,7 +66,12 @@ def test_grid_covers_every_kind_both_strides_bias_and_kernel_sizes():
     cases = list(verify.layer_grid())
     assert {c.kind for c in cases} == KINDS
     assert {c.config["K"] for c in cases} == {1, 3, 5, 7}
-    assert {(c.config["stride"], c.config["bias"]) for c in cases} == {(1, False), (1, True), (2, False), (2, True)}
+    assert {(c.config["stride"], c.config["bias"]) for c in cases} == {
+        (1, False),
+        (1, True),
+        (2, False),
+        (2, True),
+    }
     assert {c.config["P"] for c in cases if c.kind == "hetconv"} == {2, 4, 8}
     quick = list(verify.layer_grid(quick=True))
     assert len(quick) >= 40 and {c.kind for c in quick} == KINDS
@@ -77,22 +89,30 @@ def test_cli_verify_json_all_rows_match():
     rows = payload["rows"]
     assert len(rows) >= 40 and {r["kind"] for r in rows} == KINDS
     assert all(r["match"] and not r["unexplained_ops"] for r in rows) and payload["failures"] == 0
-    assert all(isinstance(r[key], int) for r in rows
-               for key in ("symbolic_flops", "fvcore_flops", "symbolic_params", "fvcore_params"))
+    assert all(
+        isinstance(r[key], int)
+        for r in rows
+        for key in ("symbolic_flops", "fvcore_flops", "symbolic_params", "fvcore_params")
+    )
     assert "bias additions" in payload["unit"]
     assert set(payload["ignored_reasons"]) >= {"aten::add", "aten::unfold"}
     models = [r for r in rows if "model" in r["config"]]
     assert {r["config"]["model"] for r in models} == {"resnet56", "vgg16"}
     assert {r["kind"] for r in models} == {"standard", "hetconv"}
-    assert all(r["uncounted_handles"] == ["aten::batch_norm", "aten::adaptive_avg_pool2d", "aten::avg_pool2d"]
-               for r in models)
+    assert all(
+        r["uncounted_handles"] == ["aten::batch_norm", "aten::adaptive_avg_pool2d", "aten::avg_pool2d"]
+        for r in models
+    )
     assert set(payload["zeroed_handles"]) == set(models[0]["uncounted_handles"])
 
 
 def test_cli_verify_table_and_exit_1_on_mismatch(monkeypatch):
     result = CliRunner().invoke(cli, ["verify", "--quick", "--no-models"])
     assert result.exit_code == 0, result.output
-    assert f"All {8 * len(KINDS)} rows match" in result.stdout and "fvcore counts no bias additions" in result.stdout
+    assert (
+        f"All {8 * len(KINDS)} rows match" in result.stdout
+        and "fvcore counts no bias additions" in result.stdout
+    )
 
     spec = ConvSpec(M=4, N=4, K=3, H=4)
     bad = verify.Case("hetconv", {"P": 2}, lambda: HetConv2d(4, 4, 3, 2), (1, 4, 4, 4), cost.standard(spec))
@@ -103,6 +123,8 @@ def test_cli_verify_table_and_exit_1_on_mismatch(monkeypatch):
 
 
 def test_torch_is_not_imported_by_the_symbolic_core_or_the_cli():
-    code = ("import sys, hetcalc, hetcalc.cost, hetcalc.cli, hetcalc.cli.verify; "
-            "assert 'torch' not in sys.modules and 'fvcore' not in sys.modules")
+    code = (
+        "import sys, hetcalc, hetcalc.cost, hetcalc.cli, hetcalc.cli.verify; "
+        "assert 'torch' not in sys.modules and 'fvcore' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -12,19 +12,38 @@ from hetcalc.zoo import Conv, Linear, ModelSpec, get_model, list_models, model_d
 # Community counts: torchvision's documented parameters and GFLOPS (multiply-accumulates) at 224×224,
 # and the CIFAR-10 ResNets of He et al. (0.85M / 1.7M parameters; 125.49M MACs for ResNet-56).
 KNOWN_PARAMS = {
-    ("resnet18", "imagenet"): 11_689_512, ("resnet34", "imagenet"): 21_797_672,
-    ("resnet50", "imagenet"): 25_557_032, ("vgg16", "imagenet"): 138_357_544,
-    ("vgg19", "imagenet"): 143_667_240, ("mobilenet", "imagenet"): 4_231_976,
-    ("resnet56", "cifar10"): 853_018, ("resnet110", "cifar10"): 1_727_962,
+    ("resnet18", "imagenet"): 11_689_512,
+    ("resnet34", "imagenet"): 21_797_672,
+    ("resnet50", "imagenet"): 25_557_032,
+    ("vgg16", "imagenet"): 138_357_544,
+    ("vgg19", "imagenet"): 143_667_240,
+    ("mobilenet", "imagenet"): 4_231_976,
+    ("resnet56", "cifar10"): 853_018,
+    ("resnet110", "cifar10"): 1_727_962,
 }
-KNOWN_GMACS = {("resnet18", "imagenet"): 1.81, ("resnet34", "imagenet"): 3.66, ("resnet50", "imagenet"): 4.09,
-               ("vgg16", "imagenet"): 15.47, ("vgg19", "imagenet"): 19.63, ("mobilenet", "imagenet"): 0.57}
+KNOWN_GMACS = {
+    ("resnet18", "imagenet"): 1.81,
+    ("resnet34", "imagenet"): 3.66,
+    ("resnet50", "imagenet"): 4.09,
+    ("vgg16", "imagenet"): 15.47,
+    ("vgg19", "imagenet"): 19.63,
+    ("mobilenet", "imagenet"): 0.57,
+}
 
 
 def test_list_models_is_natural_and_filters():
     names = list_models()
     assert names.index("resnet18") < names.index("resnet56") < names.index("resnet110")
-    assert set(names) >= {"vgg16", "vgg19", "resnet56", "resnet110", "mobilenet", "resnet18", "resnet34", "resnet50"}
+    assert set(names) >= {
+        "vgg16",
+        "vgg19",
+        "resnet56",
+        "resnet110",
+        "mobilenet",
+        "resnet18",
+        "resnet34",
+        "resnet50",
+    }
     assert list_models("vgg*") == ["vgg16", "vgg19"]
 
 
@@ -53,8 +72,15 @@ def test_known_parameter_and_mac_counts(key):
 def test_resnet56_by_hand():
     spec = get_model("resnet56")
     by_name = spec.by_name()
-    stem, first, down, fc = by_name["conv1"], by_name["layer1.0.conv1"], by_name["layer2.0.conv1"], by_name["fc"]
-    assert costs(stem).built == cost.Cost(macs=32 * 32 * 3 * 16 * 9, params=3 * 16 * 9)  # 442,368 MACs, 432 weights
+    stem, first, down, fc = (
+        by_name["conv1"],
+        by_name["layer1.0.conv1"],
+        by_name["layer2.0.conv1"],
+        by_name["fc"],
+    )
+    assert costs(stem).built == cost.Cost(
+        macs=32 * 32 * 3 * 16 * 9, params=3 * 16 * 9
+    )  # 442,368 MACs, 432 weights
     assert costs(first).built.macs == 32 * 32 * 16 * 16 * 9 == 2_359_296
     assert (down.M, down.N, down.spec.stride, down.spec.H) == (16, 32, 2, 16)  # stride 2, no shortcut conv
     assert costs(down).built.macs == 16 * 16 * 16 * 32 * 9 == 1_179_648
@@ -110,8 +136,10 @@ def test_a_P_that_fits_no_layer_keeps_every_layer_with_the_reason():
     convs = [row for row in report.layers if row["kind"] != "linear"]
     assert all(row["kind"] == "standard" and not row["changed"] for row in convs)
     assert convs[0]["note"].startswith("first convolution")
-    assert all(row["note"] == "P=3 does not divide the input channels M (64); valid values: 1, 2, 4, 8, 16, 32, 64"
-               for row in convs[1:3])
+    assert all(
+        row["note"] == "P=3 does not divide the input channels M (64); valid values: 1, 2, 4, 8, 16, 32, 64"
+        for row in convs[1:3]
+    )
 
 
 def test_P_1_is_the_standard_convolution_and_says_so():
@@ -121,8 +149,11 @@ def test_P_1_is_the_standard_convolution_and_says_so():
 
 
 def test_a_user_spec_is_analysed_like_a_zoo_model():
-    layers = (Conv("stem", ConvSpec(3, 8, 3, H=8, name="stem"), 8, norm=(8,)),
-              Conv("body", ConvSpec(8, 8, 3, H=8, name="body"), 8, norm=(8,)), Linear("head", 8, 2))
+    layers = (
+        Conv("stem", ConvSpec(3, 8, 3, H=8, name="stem"), 8, norm=(8,)),
+        Conv("body", ConvSpec(8, 8, 3, H=8, name="body"), 8, norm=(8,)),
+        Linear("head", 8, 2),
+    )
     report = analyze(ModelSpec("tiny", (3, 8, 8), layers), P=2, convention="exact")
     assert report.flops == 64 * 3 * 8 * 9 + 64 * 8 * (4 * 9 + 4) + 16
     assert report.params == 216 + 16 + 8 * (4 * 9 + 4) + 16 + 18
@@ -131,21 +162,32 @@ def test_a_user_spec_is_analysed_like_a_zoo_model():
 # Torch modules built from the same records: fvcore's MACs (BatchNorm and pooling handles zeroed:
 # fvcore 0.1.5 keeps a default handle even when set to None) and parameters equal the exact convention.
 
-@pytest.mark.parametrize("name,options", [
-    ("resnet56", {}), ("resnet56", {"variant": "hetconv", "P": 4}),
-    ("vgg16", {}), ("vgg16", {"variant": "hetconv", "P": 4}),
-    ("mobilenet", {}), ("mobilenet", {"variant": "hetconv", "P": 4}),
-    ("vgg16", {"variant": "dwc_pwc"}), ("vgg16", {"variant": "gwc_pwc", "G": 4}),
-    ("vgg16", {"variant": "hetconv", "P": "C", "se": 8}),
-])
+
+@pytest.mark.parametrize(
+    "name,options",
+    [
+        ("resnet56", {}),
+        ("resnet56", {"variant": "hetconv", "P": 4}),
+        ("vgg16", {}),
+        ("vgg16", {"variant": "hetconv", "P": 4}),
+        ("mobilenet", {}),
+        ("mobilenet", {"variant": "hetconv", "P": 4}),
+        ("vgg16", {"variant": "dwc_pwc"}),
+        ("vgg16", {"variant": "gwc_pwc", "G": 4}),
+        ("vgg16", {"variant": "hetconv", "P": "C", "se": 8}),
+    ],
+)
 def test_torch_module_matches_exact_counts(name, options):
     torch = pytest.importorskip("torch")
     fvcore_nn = pytest.importorskip("fvcore.nn")
     from hetcalc.build import build_model
 
     model = build_model(name, **options).eval()
-    analysis = (fvcore_nn.FlopCountAnalysis(model, torch.zeros(1, *get_model(name).input))
-                .unsupported_ops_warnings(False).uncalled_modules_warnings(False))
+    analysis = (
+        fvcore_nn.FlopCountAnalysis(model, torch.zeros(1, *get_model(name).input))
+        .unsupported_ops_warnings(False)
+        .uncalled_modules_warnings(False)
+    )
     zero = lambda inputs, outputs: 0  # noqa: E731
     analysis.set_op_handle("aten::batch_norm", zero, "aten::adaptive_avg_pool2d", zero)
     with torch.no_grad():

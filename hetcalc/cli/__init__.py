@@ -85,7 +85,9 @@ def fail(message: str, code: int = 2):
     sys.exit(code)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(package_name="hetcalc")
 def cli():
     """Exact FLOPs and parameters of heterogeneous-kernel convolutions (HetConv, LHC).
@@ -101,4 +103,6 @@ def main():
 
 # Shared option bundles.
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout instead of a table.")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object on stdout instead of a table."
+)

@@ -10,8 +10,19 @@ from . import json_option
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--D", "D", type=int, default=None, help="Output size D_o of every layer (unless the file stores output_sizes).")
-@click.option("--bias/--no-bias", default=False, show_default=True, help="Count N biases and one add per output element.")
+@click.option(
+    "--D",
+    "D",
+    type=int,
+    default=None,
+    help="Output size D_o of every layer (unless the file stores output_sizes).",
+)
+@click.option(
+    "--bias/--no-bias",
+    default=False,
+    show_default=True,
+    help="Count N biases and one add per output element.",
+)
 @json_option
 def mask(file, D, bias, as_json):
     """Count a binary topology mask: FLOPs = D_o² · kept taps, params = kept taps.
@@ -24,19 +35,60 @@ def mask(file, D, bias, as_json):
     from ..masks import load
 
     rows = [layer.report(bias) for layer in load(file, D)]
-    totals = {key: sum(r[key] for r in rows) for key in ("flops", "params", "dense_flops", "dense_params", "kept_taps")}
+    totals = {
+        key: sum(r[key] for r in rows)
+        for key in ("flops", "params", "dense_flops", "dense_params", "kept_taps")
+    }
     if as_json:
         print_json({"file": str(file), "unit": "multiply-accumulates", **totals, "layers": rows})
         return
-    columns = [("layer", "left"), ("N×M×K×K", "left"), ("D_o", "right"), ("density", "right"),
-               ("FLOPs", "right"), ("dense FLOPs", "right"), ("params", "right"),
-               ("full", "right"), ("1×1", "right"), ("empty", "right"), ("other", "right")]
-    body = [[r["name"], f"{r['N']}×{r['M']}×{r['K']}×{r['K']}", r["D_out"], f"{r['density']:.3f}", si(r["flops"]),
-             si(r["dense_flops"]), si(r["params"]), r["kernels_full"], r["kernels_centre_only"],
-             r["kernels_empty"], r["kernels_other"]] for r in rows]
-    body.append(["total", "", "", "", si(totals["flops"]), si(totals["dense_flops"]), si(totals["params"]),
-                 "", "", "", ""])
-    caption = ("FLOPs = multiply-accumulates of kept taps (a sparse/heterogeneous runtime); dense FLOPs = "
-               "what a dense conv with the mask applied pays. Kernels by effective shape: full K×K, centre-only 1×1, "
-               "empty, other.")
+    columns = [
+        ("layer", "left"),
+        ("N×M×K×K", "left"),
+        ("D_o", "right"),
+        ("density", "right"),
+        ("FLOPs", "right"),
+        ("dense FLOPs", "right"),
+        ("params", "right"),
+        ("full", "right"),
+        ("1×1", "right"),
+        ("empty", "right"),
+        ("other", "right"),
+    ]
+    body = [
+        [
+            r["name"],
+            f"{r['N']}×{r['M']}×{r['K']}×{r['K']}",
+            r["D_out"],
+            f"{r['density']:.3f}",
+            si(r["flops"]),
+            si(r["dense_flops"]),
+            si(r["params"]),
+            r["kernels_full"],
+            r["kernels_centre_only"],
+            r["kernels_empty"],
+            r["kernels_other"],
+        ]
+        for r in rows
+    ]
+    body.append(
+        [
+            "total",
+            "",
+            "",
+            "",
+            si(totals["flops"]),
+            si(totals["dense_flops"]),
+            si(totals["params"]),
+            "",
+            "",
+            "",
+            "",
+        ]
+    )
+    caption = (
+        "FLOPs = multiply-accumulates of kept taps (a sparse/heterogeneous runtime); dense FLOPs = "
+        "what a dense conv with the mask applied pays. Kernels by effective shape: full K×K, centre-only 1×1, "
+        "empty, other."
+    )
     console().print(table(f"Topology mask {file}", columns, body, caption))

@@ -10,11 +10,16 @@ from ..errors import InvalidInput, existing_folder
 from ..render import console, print_json, si, table
 from . import json_option
 
+
 def convention_option_with(default: str):
     return click.option(
-        "--convention", type=click.Choice(["paper", "exact"]), default=default, show_default=True,
+        "--convention",
+        type=click.Choice(["paper", "exact"]),
+        default=default,
+        show_default=True,
         help="paper: MACs + bias adds, replaced layers scaled by their reduction (Table 1's rule); "
-             "exact: MACs only, params = every learnable parameter incl. BatchNorm.")
+        "exact: MACs only, params = every learnable parameter incl. BatchNorm.",
+    )
 
 
 convention_option = convention_option_with("paper")
@@ -25,7 +30,9 @@ def chosen_variant(P, G, dwc) -> str:
     given = [flag for flag, on in (("--P", P is not None), ("--gwc", G is not None), ("--dwc", dwc)) if on]
     if len(given) > 1:
         raise InvalidInput(given[1], f"give one of --P, --gwc, --dwc, not {' and '.join(given)}")
-    return {"--P": "hetconv", "--gwc": "gwc_pwc", "--dwc": "dwc_pwc"}.get(given[0] if given else None, "standard")
+    return {"--P": "hetconv", "--gwc": "gwc_pwc", "--dwc": "dwc_pwc"}.get(
+        given[0] if given else None, "standard"
+    )
 
 
 def write_csv(report, path: str) -> None:
@@ -47,16 +54,20 @@ def traced(module, input_size, device):
 
     factory = load_factory(module)
     if not input_size:
-        raise InvalidInput("--input-size",
-                           "is required with --module: give the input as C H W, e.g. --input-size 3 224 224")
+        raise InvalidInput(
+            "--input-size", "is required with --module: give the input as C H W, e.g. --input-size 3 224 224"
+        )
     return trace_factory(factory, input_size, name=module, device=device)
 
 
 def model_source(name, module, input_size, dataset, device):
     """What to count: zoo model NAME or ``--module``, exactly one."""
     if (name is None) == (module is None):
-        raise InvalidInput("MODEL", "give a zoo model NAME or --module PKG.MOD:FACTORY (or path/to/file.py:FACTORY)"
-                           + (", not both" if name else ""))
+        raise InvalidInput(
+            "MODEL",
+            "give a zoo model NAME or --module PKG.MOD:FACTORY (or path/to/file.py:FACTORY)"
+            + (", not both" if name else ""),
+        )
     if name is not None:
         for option, given in (("--input-size", input_size), ("--device", device != "meta")):
             if given:
@@ -69,22 +80,52 @@ def model_source(name, module, input_size, dataset, device):
 
 @click.command()
 @click.argument("name", required=False)
-@click.option("--module", default=None, metavar="PKG.MOD:FACTORY",
-              help="Count your own nn.Module instead: FACTORY() builds it (or path/to/file.py:FACTORY); "
-                   "needs --input-size.")
-@click.option("--input-size", type=int, nargs=3, default=None, metavar="C H W",
-              help="With --module: the input of one image, e.g. 3 224 224.")
-@click.option("--device", type=click.Choice(["meta", "cpu"]), default="meta", show_default=True,
-              help="With --module: build on meta (no weights, no compute) or on cpu (for LHC masks' kept taps).")
-@click.option("--dataset", default=None, help="cifar10 or imagenet  [default: the model's own; see 'hetcalc zoo'].")
-@click.option("--P", "P", default=None,
-              help="HetConv part P: a number, C for P = M in each layer (the paper's PC), or one P per "
-                   "replaced layer, comma-separated.")
-@click.option("--gwc", "G", type=int, default=None, help="GWC+PWC: groupwise (G groups) M → M, then pointwise M → N.")
+@click.option(
+    "--module",
+    default=None,
+    metavar="PKG.MOD:FACTORY",
+    help="Count your own nn.Module instead: FACTORY() builds it (or path/to/file.py:FACTORY); "
+    "needs --input-size.",
+)
+@click.option(
+    "--input-size",
+    type=int,
+    nargs=3,
+    default=None,
+    metavar="C H W",
+    help="With --module: the input of one image, e.g. 3 224 224.",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["meta", "cpu"]),
+    default="meta",
+    show_default=True,
+    help="With --module: build on meta (no weights, no compute) or on cpu (for LHC masks' kept taps).",
+)
+@click.option(
+    "--dataset", default=None, help="cifar10 or imagenet  [default: the model's own; see 'hetcalc zoo']."
+)
+@click.option(
+    "--P",
+    "P",
+    default=None,
+    help="HetConv part P: a number, C for P = M in each layer (the paper's PC), or one P per "
+    "replaced layer, comma-separated.",
+)
+@click.option(
+    "--gwc", "G", type=int, default=None, help="GWC+PWC: groupwise (G groups) M → M, then pointwise M → N."
+)
 @click.option("--dwc", is_flag=True, help="DWC+PWC: depthwise, then pointwise.")
-@click.option("--se", type=int, default=None, help="Add Squeeze-and-Excitation with reduction R after each replaced layer.")
+@click.option(
+    "--se",
+    type=int,
+    default=None,
+    help="Add Squeeze-and-Excitation with reduction R after each replaced layer.",
+)
 @convention_option
-@click.option("--csv", "csv_path", default=None, metavar="FILE", help="Also write the per-layer table to FILE (CSV).")
+@click.option(
+    "--csv", "csv_path", default=None, metavar="FILE", help="Also write the per-layer table to FILE (CSV)."
+)
 @json_option
 def model(name, module, input_size, device, dataset, P, G, dwc, se, convention, csv_path, as_json):
     """FLOPs and parameters of zoo model NAME (or --module) with its convolutions replaced, layer by layer.
@@ -107,7 +148,9 @@ def model(name, module, input_size, device, dataset, P, G, dwc, se, convention, 
     from ..analyze import analyze
 
     source = model_source(name, module, input_size, dataset, device)
-    report = analyze(source, dataset=dataset, variant=chosen_variant(P, G, dwc), P=P, G=G, se=se, convention=convention)
+    report = analyze(
+        source, dataset=dataset, variant=chosen_variant(P, G, dwc), P=P, G=G, se=se, convention=convention
+    )
     if csv_path:
         write_csv(report, csv_path)
     if as_json:
@@ -120,29 +163,67 @@ def render(report) -> None:
     C, H, W = report.input
     context = f"{report.dataset}, input" if report.dataset else "input"
     title = f"{report.model} ({context} {C}×{H}×{W}): {report.variant_title()}"
-    columns = [("layer", "left"), ("kind", "left"), ("M → N", "right"), ("K", "right"), ("stride", "right"),
-               ("D_o", "right"), ("P/G", "right"), ("FLOPs before", "right"), ("FLOPs after", "right"),
-               ("params before", "right"), ("params after", "right")]
+    columns = [
+        ("layer", "left"),
+        ("kind", "left"),
+        ("M → N", "right"),
+        ("K", "right"),
+        ("stride", "right"),
+        ("D_o", "right"),
+        ("P/G", "right"),
+        ("FLOPs before", "right"),
+        ("FLOPs after", "right"),
+        ("params before", "right"),
+        ("params after", "right"),
+    ]
     body = []
     for r in report.layers:
         setting = r["P"] or r["G"] or ""
         kind = r["kind"] if r["kind"] == r["kind_before"] else f"{r['kind_before']} → {r['kind']}"
         size = r["D_out"] if r["W_out"] == r["D_out"] else f"{r['D_out']}×{r['W_out']}"
         channels = f"{r['M']} → {r['N']}" if r["M"] is not None else ""
-        body.append([r["name"], kind + (f" + SE/{r['se']}" if r["se"] else ""), channels, r["K"] or "",
-                     r["stride"] or "", "" if size is None else size, setting, si(r["flops_before"]),
-                     si(r["flops_after"]), si(r["params_before"]), si(r["params_after"])])
+        body.append(
+            [
+                r["name"],
+                kind + (f" + SE/{r['se']}" if r["se"] else ""),
+                channels,
+                r["K"] or "",
+                r["stride"] or "",
+                "" if size is None else size,
+                setting,
+                si(r["flops_before"]),
+                si(r["flops_after"]),
+                si(r["params_before"]),
+                si(r["params_after"]),
+            ]
+        )
     t = table(title, columns, body, caption=f"convention: {report.convention} — {conventions_unit(report)}")
     t.show_footer = True
-    for column, value in zip(t.columns, ["total", "", "", "", "", "", "", si(report.baseline_flops),
-                                         si(report.flops), si(report.baseline_params), si(report.params)]):
+    for column, value in zip(
+        t.columns,
+        [
+            "total",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            si(report.baseline_flops),
+            si(report.flops),
+            si(report.baseline_params),
+            si(report.params),
+        ],
+    ):
         column.footer = value
     out = console()
     out.print(t)
-    out.print(f"FLOPs {si(report.flops, 4)} (baseline {si(report.baseline_flops, 4)}): "
-              f"{report.flops_reduction_pct:.2f} % fewer, speedup {report.speedup:.2f}× (Eq. 9); "
-              f"params {si(report.params, 4)} (baseline {si(report.baseline_params, 4)}): "
-              f"{report.params_reduction_pct:.2f} % fewer. Convention: {report.convention}.")
+    out.print(
+        f"FLOPs {si(report.flops, 4)} (baseline {si(report.baseline_flops, 4)}): "
+        f"{report.flops_reduction_pct:.2f} % fewer, speedup {report.speedup:.2f}× (Eq. 9); "
+        f"params {si(report.params, 4)} (baseline {si(report.baseline_params, 4)}): "
+        f"{report.params_reduction_pct:.2f} % fewer. Convention: {report.convention}."
+    )
     unchanged = {}  # traced models: why layers stay as they are, grouped by reason
     for r in report.layers:
         if r["note"]:

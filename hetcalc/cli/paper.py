@@ -37,9 +37,18 @@ def table1(convention, as_json):
 
     rows = rows_of(convention)
     if as_json:
-        print_json({"table": "Table 1", "model": MODEL, "dataset": DATASET, "convention": convention,
-                    "unit": UNIT[convention], "values": "FLOPs and params in M, reductions in %",
-                    "tolerance": TOLERANCE, "rows": rows})
+        print_json(
+            {
+                "table": "Table 1",
+                "model": MODEL,
+                "dataset": DATASET,
+                "convention": convention,
+                "unit": UNIT[convention],
+                "values": "FLOPs and params in M, reductions in %",
+                "tolerance": TOLERANCE,
+                "rows": rows,
+            }
+        )
         return
     columns = [("row", "left")]
     for header in ("FLOPs", "FLOPs red.", "params", "params red."):
@@ -47,23 +56,46 @@ def table1(convention, as_json):
     body = []
     for r in rows:
         line = [r["row"].split("_", 1)[1]]
-        for column, digits in (("flops", 4), ("flops_reduction_pct", 3), ("params", 4), ("params_reduction_pct", 3)):
+        for column, digits in (
+            ("flops", 4),
+            ("flops_reduction_pct", 3),
+            ("params", 4),
+            ("params_reduction_pct", 3),
+        ):
             published = r[f"published_{column}"]
-            line += ["—" if published is None else f"{published:.2f}",
-                     _ours(r[column], r[f"delta_{column}"], r[f"{column}_ok"], digits)]
+            line += [
+                "—" if published is None else f"{published:.2f}",
+                _ours(r[column], r[f"delta_{column}"], r[f"{column}_ok"], digits),
+            ]
         body.append(line)
     out = console()
-    t = table(f"Table 1: VGG-16 ({MODEL}) on {DATASET}, published vs hetcalc, convention: {convention}",
-              columns, body, caption=f"Published beside ours; FLOPs and params in M, reductions in %. "
-                                     f"{UNIT[convention]}. ✓: |Δ| ≤ {TOLERANCE} (one unit in the last published digit).")
+    t = table(
+        f"Table 1: VGG-16 ({MODEL}) on {DATASET}, published vs hetcalc, convention: {convention}",
+        columns,
+        body,
+        caption=f"Published beside ours; FLOPs and params in M, reductions in %. "
+        f"{UNIT[convention]}. ✓: |Δ| ≤ {TOLERANCE} (one unit in the last published digit).",
+    )
     for column in t.columns:
         column.no_wrap = True
     out.print(t)
-    counts = {column: (sum(r[f"{column}_ok"] is True for r in rows), sum(r[f"{column}_ok"] is not None for r in rows))
-              for column in ("flops", "flops_reduction_pct", "params", "params_reduction_pct")}
-    out.print("Reproduced: " + ", ".join(f"{name} {ok}/{n}" for name, (ok, n) in
-                                         zip(("FLOPs", "FLOPs reductions", "params", "params reductions"),
-                                             counts.values())) + ".")
+    counts = {
+        column: (
+            sum(r[f"{column}_ok"] is True for r in rows),
+            sum(r[f"{column}_ok"] is not None for r in rows),
+        )
+        for column in ("flops", "flops_reduction_pct", "params", "params_reduction_pct")
+    }
+    out.print(
+        "Reproduced: "
+        + ", ".join(
+            f"{name} {ok}/{n}"
+            for name, (ok, n) in zip(
+                ("FLOPs", "FLOPs reductions", "params", "params reductions"), counts.values()
+            )
+        )
+        + "."
+    )
     for r in rows:
         if not r["reproduces"]:
             out.print(f"[bold]{r['row']}[/bold]: {r['note']}", highlight=False)

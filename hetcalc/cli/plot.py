@@ -10,10 +10,15 @@ import click
 from ..errors import InvalidInput
 from .model import chosen_variant, convention_option
 
-json_option = click.option("--json", "as_json", is_flag=True,
-                           help="Print the plotted data as one JSON object on stdout.")
-out_option = click.option("--out", type=click.Path(dir_okay=False), default=None,
-                          help="Figure file; .png, .svg or .pdf picks the format. Optional with --json.")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print the plotted data as one JSON object on stdout."
+)
+out_option = click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Figure file; .png, .svg or .pdf picks the format. Optional with --json.",
+)
 
 
 def _check_out(out, as_json):
@@ -39,13 +44,29 @@ def plot():
 
 
 @plot.command()
-@click.option("--K", "K", multiple=True, default=("3",), show_default=True,
-              help="Kernel size; repeat or give a comma list (--K 3,5,7) for one curve each.")
+@click.option(
+    "--K",
+    "K",
+    multiple=True,
+    default=("3",),
+    show_default=True,
+    help="Kernel size; repeat or give a comma list (--K 3,5,7) for one curve each.",
+)
 @click.option("--P-max", "P_max", type=int, default=64, show_default=True, help="Largest P on the x axis.")
-@click.option("--M", "M", type=int, default=256, show_default=True,
-              help="Channels of the DWC+PWC line (Eq. 7 with N = M).")
-@click.option("--measured", type=click.Path(dir_okay=False), default=None,
-              help='Overlay measured speedups: JSON {"rows": [{"impl", "P", "speedup"}, ...]} (hetcalc bench --json).')
+@click.option(
+    "--M",
+    "M",
+    type=int,
+    default=256,
+    show_default=True,
+    help="Channels of the DWC+PWC line (Eq. 7 with N = M).",
+)
+@click.option(
+    "--measured",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help='Overlay measured speedups: JSON {"rows": [{"impl", "P", "speedup"}, ...]} (hetcalc bench --json).',
+)
 @out_option
 @json_option
 def speedup(K, P_max, M, measured, out, as_json):
@@ -73,13 +94,23 @@ def speedup(K, P_max, M, measured, out, as_json):
 
 @plot.command()
 @click.argument("name")
-@click.option("--dataset", default=None, help="cifar10 or imagenet  [default: the model's own; see 'hetcalc zoo'].")
-@click.option("--P", "P", default=None,
-              help="HetConv part P: a number, C for P = M in each layer, or one P per replaced layer, comma-separated.")
+@click.option(
+    "--dataset", default=None, help="cifar10 or imagenet  [default: the model's own; see 'hetcalc zoo']."
+)
+@click.option(
+    "--P",
+    "P",
+    default=None,
+    help="HetConv part P: a number, C for P = M in each layer, or one P per replaced layer, comma-separated.",
+)
 @click.option("--gwc", "G", type=int, default=None, help="GWC+PWC with G groups instead of HetConv.")
 @click.option("--dwc", is_flag=True, help="DWC+PWC instead of HetConv.")
-@click.option("--se", type=int, default=None,
-              help="Add Squeeze-and-Excitation with reduction R after each replaced layer.")
+@click.option(
+    "--se",
+    type=int,
+    default=None,
+    help="Add Squeeze-and-Excitation with reduction R after each replaced layer.",
+)
 @convention_option
 @out_option
 @json_option

@@ -7,8 +7,10 @@ import click
 from ..render import console, print_json, table
 from . import json_option
 
-UNIT = ("multiply-accumulates; fvcore counts no bias additions, so hetcalc's Cost.macs "
-        "(FLOPs without bias adds) is compared with fvcore's total; params include biases")
+UNIT = (
+    "multiply-accumulates; fvcore counts no bias additions, so hetcalc's Cost.macs "
+    "(FLOPs without bias adds) is compared with fvcore's total; params include biases"
+)
 
 
 def config_text(config) -> str:
@@ -31,9 +33,17 @@ def skipped_text(row) -> str:
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="Fewer rows (48 layers): one layer shape, D_in and bias in turn; three models.")
-@click.option("--models/--no-models", default=True, show_default=True,
-              help="Also check zoo models (ResNet-56, VGG-16, MobileNet on CIFAR-10) against the exact convention.")
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Fewer rows (48 layers): one layer shape, D_in and bias in turn; three models.",
+)
+@click.option(
+    "--models/--no-models",
+    default=True,
+    show_default=True,
+    help="Also check zoo models (ResNet-56, VGG-16, MobileNet on CIFAR-10) against the exact convention.",
+)
 @json_option
 def verify(quick, models, as_json):
     """Check hetcalc's symbolic counts against fvcore's trace of real PyTorch layers and models.
@@ -54,38 +64,88 @@ def verify(quick, models, as_json):
     if models:
         cases += checks.model_cases(quick=quick)
     err = console(stderr=True)
-    rows = checks.run(cases, progress=lambda it: track(it, description="tracing with fvcore", total=len(cases),
-                                                        console=err, disable=not err.is_terminal, transient=True))
+    rows = checks.run(
+        cases,
+        progress=lambda it: track(
+            it,
+            description="tracing with fvcore",
+            total=len(cases),
+            console=err,
+            disable=not err.is_terminal,
+            transient=True,
+        ),
+    )
     failed = checks.failures(rows)
     skipped = {}
     for row in rows:
         for op, times in row["ignored_ops"].items():
             skipped[op] = skipped.get(op, 0) + times
     if as_json:
-        print_json({"unit": UNIT, "rows": rows, "failures": len(failed),
-                    "zeroed_handles": NOT_MACS if models else {},
-                    "ignored_reasons": {op: FREE_OPS.get(op, "unexplained: may carry multiply-accumulates")
-                                        for op in sorted(skipped)}})
+        print_json(
+            {
+                "unit": UNIT,
+                "rows": rows,
+                "failures": len(failed),
+                "zeroed_handles": NOT_MACS if models else {},
+                "ignored_reasons": {
+                    op: FREE_OPS.get(op, "unexplained: may carry multiply-accumulates")
+                    for op in sorted(skipped)
+                },
+            }
+        )
     else:
         out = console()
-        columns = [("kind", "left"), ("config", "left"), ("MACs hetcalc", "right"), ("MACs fvcore", "right"),
-                   ("params hetcalc", "right"), ("params fvcore", "right"), ("match", "center"),
-                   ("fvcore skipped", "left")]
-        body = [[r["kind"], config_text(r["config"]), f"{r['symbolic_flops']:,}", f"{r['fvcore_flops']:,}",
-                 f"{r['symbolic_params']:,}", f"{r['fvcore_params']:,}",
-                 "[green]✓[/green]" if r["match"] else "[red]✗[/red]", skipped_text(r)] for r in rows]
+        columns = [
+            ("kind", "left"),
+            ("config", "left"),
+            ("MACs hetcalc", "right"),
+            ("MACs fvcore", "right"),
+            ("params hetcalc", "right"),
+            ("params fvcore", "right"),
+            ("match", "center"),
+            ("fvcore skipped", "left"),
+        ]
+        body = [
+            [
+                r["kind"],
+                config_text(r["config"]),
+                f"{r['symbolic_flops']:,}",
+                f"{r['fvcore_flops']:,}",
+                f"{r['symbolic_params']:,}",
+                f"{r['fvcore_params']:,}",
+                "[green]✓[/green]" if r["match"] else "[red]✗[/red]",
+                skipped_text(r),
+            ]
+            for r in rows
+        ]
         out.print(table(f"hetcalc vs fvcore: {len(rows)} layers", columns, body, caption=f"FLOPs = {UNIT}."))
         if skipped:
-            legend = [[op, f"{times:,}", FREE_OPS.get(op, "[red]not known to be free: may carry multiply-accumulates[/red]")]
-                      for op, times in sorted(skipped.items())]
-            out.print(table("Operators fvcore did not count", [("operator", "left"), ("times", "right"),
-                                                                ("why that costs no MACs", "left")], legend))
+            legend = [
+                [
+                    op,
+                    f"{times:,}",
+                    FREE_OPS.get(op, "[red]not known to be free: may carry multiply-accumulates[/red]"),
+                ]
+                for op, times in sorted(skipped.items())
+            ]
+            out.print(
+                table(
+                    "Operators fvcore did not count",
+                    [("operator", "left"), ("times", "right"), ("why that costs no MACs", "left")],
+                    legend,
+                )
+            )
         if models:
-            out.print("Model rows: fvcore handles zeroed (no convolution or linear MACs): "
-                      + "; ".join(f"{op} ({why})" for op, why in NOT_MACS.items()) + ".")
+            out.print(
+                "Model rows: fvcore handles zeroed (no convolution or linear MACs): "
+                + "; ".join(f"{op} ({why})" for op, why in NOT_MACS.items())
+                + "."
+            )
         if failed:
-            out.print(f"[red]{len(failed)} of {len(rows)} rows fail[/red] (counts differ, or fvcore skipped an "
-                      "operator that may carry multiply-accumulates).")
+            out.print(
+                f"[red]{len(failed)} of {len(rows)} rows fail[/red] (counts differ, or fvcore skipped an "
+                "operator that may carry multiply-accumulates)."
+            )
         else:
             out.print(f"All {len(rows)} rows match: symbolic MACs and params equal fvcore's, to the integer.")
     if failed:

@@ -25,15 +25,46 @@ def zoo(pattern, convention, as_json):
     rows = []
     for name in list_models(pattern):
         report = analyze(name, variant="standard", convention=convention)
-        rows.append({"model": name, "dataset": report.dataset, "datasets": list(model_datasets(name)),
-                     "input": report.input, "flops": report.flops, "params": report.params,
-                     "description": model_doc(name)})
+        rows.append(
+            {
+                "model": name,
+                "dataset": report.dataset,
+                "datasets": list(model_datasets(name)),
+                "input": report.input,
+                "flops": report.flops,
+                "params": report.params,
+                "description": model_doc(name),
+            }
+        )
     if as_json:
         print_json({"convention": convention, "unit": UNIT[convention], "models": rows})
         return
-    columns = [("model", "left"), ("dataset", "left"), ("also", "left"), ("input", "right"), ("FLOPs", "right"),
-               ("params", "right"), ("description", "left")]
-    body = [[r["model"], r["dataset"], ", ".join(r["datasets"][1:]), "×".join(map(str, r["input"])), si(r["flops"]),
-             si(r["params"]), r["description"]] for r in rows]
-    console().print(table(f"hetcalc model zoo ({len(rows)} models)", columns, body,
-                          caption=f"convention: {convention} — {UNIT[convention]}"))
+    columns = [
+        ("model", "left"),
+        ("dataset", "left"),
+        ("also", "left"),
+        ("input", "right"),
+        ("FLOPs", "right"),
+        ("params", "right"),
+        ("description", "left"),
+    ]
+    body = [
+        [
+            r["model"],
+            r["dataset"],
+            ", ".join(r["datasets"][1:]),
+            "×".join(map(str, r["input"])),
+            si(r["flops"]),
+            si(r["params"]),
+            r["description"],
+        ]
+        for r in rows
+    ]
+    console().print(
+        table(
+            f"hetcalc model zoo ({len(rows)} models)",
+            columns,
+            body,
+            caption=f"convention: {convention} — {UNIT[convention]}",
+        )
+    )

@@ -14,15 +14,52 @@ DATASETS = {"cifar10": ((3, 32, 32), 10), "imagenet": ((3, 224, 224), 1000)}
 
 VGG_CFG = {
     16: (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
-    19: (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
+    19: (
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+    ),
 }
 # MobileNet v1 after the stem: (output channels, stride) of the 13 depthwise-separable blocks.
-MOBILENET_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
-                    (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
+MOBILENET_BLOCKS = (
+    (64, 1),
+    (128, 2),
+    (128, 1),
+    (256, 2),
+    (256, 1),
+    (512, 2),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (1024, 2),
+    (1024, 1),
+)
 
 
 def _spec(builder: Builder, dataset: str, family: str) -> ModelSpec:
-    return ModelSpec("", DATASETS[dataset][0], tuple(builder.layers), dataset, family, pools=tuple(builder.pools))
+    return ModelSpec(
+        "", DATASETS[dataset][0], tuple(builder.layers), dataset, family, pools=tuple(builder.pools)
+    )
 
 
 def vgg(dataset: str, depth: int) -> ModelSpec:
@@ -79,7 +116,11 @@ def resnet(dataset: str, layers: tuple[int, ...], bottleneck: bool) -> ModelSpec
     b.pool(3, 2, 1)
     for stage, (width, count) in enumerate(zip((64, 128, 256, 512), layers), 1):
         for block in range(count):
-            stride, source, name = (2 if stage > 1 and block == 0 else 1), (b.channels, b.size), f"layer{stage}.{block}"
+            stride, source, name = (
+                (2 if stage > 1 and block == 0 else 1),
+                (b.channels, b.size),
+                f"layer{stage}.{block}",
+            )
             b.block = name
             if bottleneck:
                 b.conv(f"{name}.conv1", width, 1)
@@ -109,6 +150,7 @@ def mobilenet_v1(dataset: str) -> ModelSpec:
 
 
 # The zoo.
+
 
 @register_model("cifar10", "imagenet")
 def vgg16(dataset):

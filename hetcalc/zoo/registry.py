@@ -18,12 +18,14 @@ _DATASETS: dict[str, tuple[str, ...]] = {}
 
 def register_model(*datasets: str):
     """Decorator: file ``fn`` under its own name, defined for ``datasets`` (the first is the default)."""
+
     def register(fn):
         name = fn.__name__
         if name in _ENTRYPOINTS:
             raise ValueError(f"A model named {name!r} is already registered; pick another name.")
         _ENTRYPOINTS[name], _DATASETS[name] = fn, datasets
         return fn
+
     return register
 
 
