@@ -200,8 +200,8 @@ def transformer_encoder_layer(src, embed_dim, num_heads, qkv_w, qkv_b, proj_w, p
     return _mha_macs(src, src, embed_dim) + 2 * tokens * math.prod(ffn_w1)
 
 
-# Operators known to carry no MAC, besides those tagged pointwise, views, random or creation
-# operators (no tensor argument). Names are aten overload packets, an in-place "_" suffix removed.
+# aten operators known to carry no MAC, besides those of a pointwise family, views, random or
+# creation operators (no tensor argument). Names are overload packets, an in-place "_" removed.
 FREE = frozenset("""
     clone _to_copy copy to contiguous _unsafe_view alias detach lift_fresh lift_fresh_copy resize set
     empty_like zeros_like ones_like full_like rand_like randn_like new_empty new_empty_strided new_zeros
@@ -220,7 +220,7 @@ FREE = frozenset("""
     cat stack constant_pad_nd reflection_pad1d reflection_pad2d reflection_pad3d
     replication_pad1d replication_pad2d replication_pad3d channel_shuffle native_channel_shuffle
     pixel_shuffle pixel_unshuffle im2col col2im
-    native_dropout
+    native_dropout hardswish _prelu_kernel glu log_sigmoid_forward rsub
     upsample_nearest1d upsample_nearest2d upsample_nearest3d _upsample_nearest_exact1d
     _upsample_nearest_exact2d _upsample_nearest_exact3d upsample_linear1d upsample_bilinear2d
     upsample_bicubic2d upsample_trilinear3d _upsample_bilinear2d_aa _upsample_bicubic2d_aa
@@ -233,18 +233,41 @@ _DATA_TAGS = frozenset(t for t in (getattr(torch.Tag, n, None) for n in (
     "dynamic_output_shape", "data_dependent_output")) if t is not None)
 
 
+def _pointwise_family(name: str) -> bool:
+    """True if an overload of aten ``name`` or of its out-of-place form is tagged pointwise.
+
+    The tag is uneven across overloads (``gelu_``, ``*.out`` lack it), so the family decides.
+    """
+    for family in {name, name.removesuffix("_")}:
+        packet = getattr(aten, family, None)
+        if packet is not None and any(torch.Tag.pointwise in getattr(packet, overload).tags
+                                      for overload in packet.overloads()):
+            return True
+    return False
+
+
 def is_free(op) -> bool:
     """True if the aten operator ``op`` (an OpOverload) is known to carry no MAC."""
     if _FREE_TAGS.intersection(op.tags) or op.is_view:
         return True
     if not any("Tensor" in str(argument.type) for argument in op._schema.arguments):
         return True  # a creation operator: empty, zeros, arange, randn, scalar_tensor, …
-    return op.overloadpacket.__name__.removesuffix("_") in FREE
+    if op.namespace != "aten":
+        return False
+    name = op.overloadpacket.__name__
+    return name.removesuffix("_") in FREE or _pointwise_family(name)
 
 
 def is_data_dependent(op) -> bool:
-    """True if the output shape or value of ``op`` depends on the data (nonzero, unique, item, …)."""
+    """True if the output shape or value of ``op`` may depend on the data (nonzero, unique, item, …)."""
     return bool(_DATA_TAGS.intersection(op.tags))
+
+
+def _depends_on_data(op, args) -> bool:
+    """Whether this call of a data-dependent ``op`` does: ``x[indices]`` does only with boolean masks."""
+    if op is aten.index.Tensor:
+        return any(i is not None and i.dtype in (torch.bool, torch.uint8) for i in args[1])
+    return True
 
 
 def _has_decomposition(op) -> bool:
@@ -361,7 +384,8 @@ class MacCounter(TorchDispatchMode):
         if rule == _FREE:
             return func(*args, **kwargs)
         if rule == _DATA:
-            self.data_dependent[str(func)] = self.data_dependent.get(str(func), 0) + 1
+            if _depends_on_data(func, args):
+                self.data_dependent[str(func)] = self.data_dependent.get(str(func), 0) + 1
             return func(*args, **kwargs)
         out = func(*args, **kwargs)
         if rule == _FORMULA:
