@@ -30,6 +30,7 @@ from typing import Callable
 
 import torch
 from torch import nn
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.utils._python_dispatch import TorchDispatchMode
 
 aten = torch.ops.aten
@@ -200,8 +201,8 @@ def transformer_encoder_layer(src, embed_dim, num_heads, qkv_w, qkv_b, proj_w, p
     return _mha_macs(src, src, embed_dim) + 2 * tokens * math.prod(ffn_w1)
 
 
-# aten operators known to carry no MAC, besides those of a pointwise family, views, random or
-# creation operators (no tensor argument). Names are overload packets, an in-place "_" removed.
+# aten operators known to carry no MAC, besides those of a pointwise family, views and creation
+# operators (no tensor argument). Names are overload packets, an in-place "_" removed.
 FREE = frozenset("""
     clone _to_copy copy to contiguous _unsafe_view alias detach lift_fresh lift_fresh_copy resize set
     empty_like zeros_like ones_like full_like rand_like randn_like new_empty new_empty_strided new_zeros
@@ -220,7 +221,8 @@ FREE = frozenset("""
     cat stack constant_pad_nd reflection_pad1d reflection_pad2d reflection_pad3d
     replication_pad1d replication_pad2d replication_pad3d channel_shuffle native_channel_shuffle
     pixel_shuffle pixel_unshuffle im2col col2im
-    native_dropout hardswish _prelu_kernel glu log_sigmoid_forward rsub
+    native_dropout uniform normal bernoulli random exponential cauchy log_normal geometric randint_like
+    hardswish _prelu_kernel glu log_sigmoid_forward rsub
     upsample_nearest1d upsample_nearest2d upsample_nearest3d _upsample_nearest_exact1d
     _upsample_nearest_exact2d _upsample_nearest_exact3d upsample_linear1d upsample_bilinear2d
     upsample_bicubic2d upsample_trilinear3d _upsample_bilinear2d_aa _upsample_bicubic2d_aa
@@ -228,7 +230,7 @@ FREE = frozenset("""
 """.split())
 
 _FREE_TAGS = frozenset(t for t in (getattr(torch.Tag, n, None) for n in (
-    "pointwise", "view_copy", "inplace_view", "nondeterministic_seeded")) if t is not None)
+    "pointwise", "view_copy", "inplace_view")) if t is not None)  # not nondeterministic_seeded: SDPA has it
 _DATA_TAGS = frozenset(t for t in (getattr(torch.Tag, n, None) for n in (
     "dynamic_output_shape", "data_dependent_output")) if t is not None)
 
@@ -330,30 +332,31 @@ class MacCounter(TorchDispatchMode):
         return sum(sum(ops.values()) for module, ops in self.by_module.items()
                    if module == name or module.startswith(prefix))
 
-    # Module attribution: a stack of qualified names, pushed by forward pre-hooks and popped by
-    # forward hooks that run even when forward raises.
-
-    def _push(self, name: str):
-        stack = self._stack
-        return lambda module, args: stack.append(name)
-
-    def _pop(self, name: str):
-        stack = self._stack
-
-        def pop(module, args, output):
-            while len(stack) > 1 and stack.pop() != name:
-                pass  # entries left by a forward that raised past a foreign hook
-
-        return pop
+    # Module attribution: a stack of qualified names, pushed by a global forward pre-hook and
+    # popped by a global forward hook that runs even when forward raises. Global hooks leave the
+    # modules' own hooks empty, so fast paths that refuse hooked modules (nn.TransformerEncoderLayer)
+    # are taken as they would be without the counter.
 
     def __enter__(self):
         self._depth += 1
-        if self._depth == 1:
-            self._stack[1:] = []
-            if self.model is not None:
-                for name, module in self.model.named_modules():
-                    self._handles.append(module.register_forward_pre_hook(self._push(name)))
-                    self._handles.append(module.register_forward_hook(self._pop(name), always_call=True))
+        if self._depth == 1 and self.model is not None:
+            names = {id(module): name for name, module in self.model.named_modules()}
+            stack = self._stack
+            stack[1:] = []
+
+            def push(module, args):
+                name = names.get(id(module))
+                if name is not None:
+                    stack.append(name)
+
+            def pop(module, args, output):
+                name = names.get(id(module))
+                if name is not None:
+                    while len(stack) > 1 and stack.pop() != name:
+                        pass  # entries left by a forward that raised past another hook
+
+            self._handles = [register_module_forward_pre_hook(push),
+                             register_module_forward_hook(pop, always_call=True)]
         return super().__enter__()
 
     def __exit__(self, *exc):
