@@ -273,9 +273,12 @@ def _depends_on_data(op, args) -> bool:
 
 
 def _has_decomposition(op) -> bool:
-    """True if ``op`` is CompositeImplicitAutograd: it decomposes into operators that reach the mode."""
-    key = torch._C.DispatchKey.CompositeImplicitAutograd
-    return key in op.py_kernels or torch._C._dispatch_has_kernel_for_dispatch_key(op.name(), key)
+    """True if ``op`` is CompositeImplicitAutograd in C++: it decomposes into operators that reach the mode.
+
+    A Python-only decomposition (``native_batch_norm`` has one) does not count: the operator is a
+    kernel of its own, and decomposing it in Python would be slow.
+    """
+    return torch._C._dispatch_has_kernel_for_dispatch_key(op.name(), torch._C.DispatchKey.CompositeImplicitAutograd)
 
 
 def _shape(value):
