@@ -54,6 +54,7 @@ def time_hetcalc(model: nn.Module, input_size: tuple[int, ...], use_trace: bool 
     """A function counting ``model`` on a 1×``input_size`` meta input: MacCounter, or trace with use_trace."""
     if use_trace:
         from hetcalc.trace import trace
+
         return lambda: trace(model, input_size)
     x = torch.zeros(1, *input_size, device="meta")
 
@@ -139,15 +140,21 @@ def main() -> None:
         rows.append((layers, t_het, t_fcm, t_fv, t_bare, t_cpu))
     label = "hetcalc trace" if args.trace else "hetcalc"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), best of {args.repeats}")
-    print(f"{'layers':>7} {label + ' s':>15} {'FlopCounterMode s':>18} {'fvcore s':>9} {'hetcalc/fvcore':>15}"
-          f" {'meta forward alone s':>21} {'MacCounter cpu s':>17}")
+    print(
+        f"{'layers':>7} {label + ' s':>15} {'FlopCounterMode s':>18} {'fvcore s':>9} {'hetcalc/fvcore':>15}"
+        f" {'meta forward alone s':>21} {'MacCounter cpu s':>17}"
+    )
     for layers, t_het, t_fcm, t_fv, t_bare, t_cpu in rows:
-        print(f"{layers:>7} {t_het:>15.3f} {t_fcm:>18.3f} {t_fv:>9.3f} {t_het / t_fv:>15.2f} {t_bare:>21.3f} {t_cpu:>17.3f}")
+        print(
+            f"{layers:>7} {t_het:>15.3f} {t_fcm:>18.3f} {t_fv:>9.3f} {t_het / t_fv:>15.2f} {t_bare:>21.3f} {t_cpu:>17.3f}"
+        )
     by_layers = {row[0]: row for row in rows}
     if 1000 in by_layers and 4000 in by_layers:
         r = [by_layers[4000][i] / by_layers[1000][i] for i in range(1, 6)]
-        print(f"t(4000)/t(1000): {label} {r[0]:.2f}, FlopCounterMode {r[1]:.2f}, fvcore {r[2]:.2f}, "
-              f"meta forward alone {r[3]:.2f}, MacCounter cpu {r[4]:.2f}")
+        print(
+            f"t(4000)/t(1000): {label} {r[0]:.2f}, FlopCounterMode {r[1]:.2f}, fvcore {r[2]:.2f}, "
+            f"meta forward alone {r[3]:.2f}, MacCounter cpu {r[4]:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ A ``TorchDispatchMode`` sees every aten operator the forward runs, after autogra
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -56,8 +56,10 @@ def formula(*ops, name: str | None = None):
     def register(function):
         for op in ops:
             if op in FORMULAS:
-                raise ValueError(f"{op} already has a MAC formula ({FORMULAS[op][1].__name__}); "
-                                 f"{function.__name__} cannot be registered for it too.")
+                raise ValueError(
+                    f"{op} already has a MAC formula ({FORMULAS[op][1].__name__}); "
+                    f"{function.__name__} cannot be registered for it too."
+                )
             FORMULAS[op] = (name or function.__name__, function)
         return function
 
@@ -65,6 +67,7 @@ def formula(*ops, name: str | None = None):
 
 
 # Convolutions. Zero-padding taps are counted, as fvcore and the HetConv paper do.
+
 
 @formula(*_ops("convolution", "_convolution", "convolution_overrideable"))
 def convolution(x, w, bias, stride, padding, dilation, transposed, *_, out_shape, **__):
@@ -92,6 +95,7 @@ def convolution_transpose_backend(x, w, *_, **__):
 
 
 # Matrix products.
+
 
 @formula(aten.mm)
 def mm(a, b, **_):
@@ -141,6 +145,7 @@ def dot(a, b, **_):
 # Attention: QKᵀ then attention·V. A causal or any other mask is counted in full (L·S): the
 # dense kernels compute every product and mask afterwards.
 
+
 def attention_macs(q, k, v) -> int:
     """q: B×H×L×E, k: B×Hk×S×E, v: B×Hk×S×Ev → B·H·L·S·E + B·H·L·S·Ev (query heads: GQA too)."""
     *batch_heads, length, e = q
@@ -148,8 +153,14 @@ def attention_macs(q, k, v) -> int:
     return math.prod(batch_heads) * length * s * (e + ev)
 
 
-@formula(*_ops("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_efficient_attention",
-               "_scaled_dot_product_flash_attention", "_scaled_dot_product_cudnn_attention"))
+@formula(
+    *_ops(
+        "_scaled_dot_product_flash_attention_for_cpu",
+        "_scaled_dot_product_efficient_attention",
+        "_scaled_dot_product_flash_attention",
+        "_scaled_dot_product_cudnn_attention",
+    )
+)
 def attention(q, k, v, *_, **__):
     """The fused SDPA kernels, layout B×H×L×E: see attention_macs."""
     return attention_macs(q, k, v)
@@ -191,8 +202,25 @@ def native_mha(q, k, v, embed_dim, num_heads, *_, **__):
 
 
 @formula(*_ops("_transformer_encoder_layer_fwd"))
-def transformer_encoder_layer(src, embed_dim, num_heads, qkv_w, qkv_b, proj_w, proj_b, use_gelu, norm_first,
-                              eps, norm_w1, norm_b1, norm_w2, norm_b2, ffn_w1, *_, **__):
+def transformer_encoder_layer(
+    src,
+    embed_dim,
+    num_heads,
+    qkv_w,
+    qkv_b,
+    proj_w,
+    proj_b,
+    use_gelu,
+    norm_first,
+    eps,
+    norm_w1,
+    norm_b1,
+    norm_w2,
+    norm_b2,
+    ffn_w1,
+    *_,
+    **__,
+):
     """nn.TransformerEncoderLayer's fast path, src: B×L×E, ffn_w1: F×E.
 
     Self-attention (_mha_macs with S = L) + feed-forward B·L·E·F + B·L·F·E.
@@ -203,7 +231,8 @@ def transformer_encoder_layer(src, embed_dim, num_heads, qkv_w, qkv_b, proj_w, p
 
 # aten operators known to carry no MAC, besides those of a pointwise family, views and creation
 # operators (no tensor argument). Names are overload packets, an in-place "_" removed.
-FREE = frozenset("""
+FREE = frozenset(
+    """
     clone _to_copy copy to contiguous _unsafe_view alias detach lift_fresh lift_fresh_copy resize set
     empty_like zeros_like ones_like full_like rand_like randn_like new_empty new_empty_strided new_zeros
     new_ones new_full fill zero flip roll rot90 tril triu repeat tile _reshape_alias unfold_copy
@@ -227,12 +256,19 @@ FREE = frozenset("""
     _upsample_nearest_exact2d _upsample_nearest_exact3d upsample_linear1d upsample_bilinear2d
     upsample_bicubic2d upsample_trilinear3d _upsample_bilinear2d_aa _upsample_bicubic2d_aa
     _assert_async _assert_scalar _assert_tensor_metadata _functional_assert_async
-""".split())
+""".split()
+)
 
-_FREE_TAGS = frozenset(t for t in (getattr(torch.Tag, n, None) for n in (
-    "pointwise", "view_copy", "inplace_view")) if t is not None)  # not nondeterministic_seeded: SDPA has it
-_DATA_TAGS = frozenset(t for t in (getattr(torch.Tag, n, None) for n in (
-    "dynamic_output_shape", "data_dependent_output")) if t is not None)
+_FREE_TAGS = frozenset(
+    t
+    for t in (getattr(torch.Tag, n, None) for n in ("pointwise", "view_copy", "inplace_view"))
+    if t is not None
+)  # not nondeterministic_seeded: SDPA has it
+_DATA_TAGS = frozenset(
+    t
+    for t in (getattr(torch.Tag, n, None) for n in ("dynamic_output_shape", "data_dependent_output"))
+    if t is not None
+)
 
 
 def _pointwise_family(name: str) -> bool:
@@ -242,8 +278,9 @@ def _pointwise_family(name: str) -> bool:
     """
     for family in {name, name.removesuffix("_")}:
         packet = getattr(aten, family, None)
-        if packet is not None and any(torch.Tag.pointwise in getattr(packet, overload).tags
-                                      for overload in packet.overloads()):
+        if packet is not None and any(
+            torch.Tag.pointwise in getattr(packet, overload).tags for overload in packet.overloads()
+        ):
             return True
     return False
 
@@ -278,7 +315,9 @@ def _has_decomposition(op) -> bool:
     A Python-only decomposition (``native_batch_norm`` has one) does not count: the operator is a
     kernel of its own, and decomposing it in Python would be slow.
     """
-    return torch._C._dispatch_has_kernel_for_dispatch_key(op.name(), torch._C.DispatchKey.CompositeImplicitAutograd)
+    return torch._C._dispatch_has_kernel_for_dispatch_key(
+        op.name(), torch._C.DispatchKey.CompositeImplicitAutograd
+    )
 
 
 def _shape(value):
@@ -332,8 +371,11 @@ class MacCounter(TorchDispatchMode):
         if name == "":
             return self.total
         prefix = name + "."
-        return sum(sum(ops.values()) for module, ops in self.by_module.items()
-                   if module == name or module.startswith(prefix))
+        return sum(
+            sum(ops.values())
+            for module, ops in self.by_module.items()
+            if module == name or module.startswith(prefix)
+        )
 
     # Module attribution: a stack of qualified names, pushed by a global forward pre-hook and
     # popped by a global forward hook that runs even when forward raises. Global hooks leave the
@@ -358,8 +400,10 @@ class MacCounter(TorchDispatchMode):
                     while len(stack) > 1 and stack.pop() != name:
                         pass  # entries left by a forward that raised past another hook
 
-            self._handles = [register_module_forward_pre_hook(push),
-                             register_module_forward_hook(pop, always_call=True)]
+            self._handles = [
+                register_module_forward_pre_hook(push),
+                register_module_forward_hook(pop, always_call=True),
+            ]
         return super().__enter__()
 
     def __exit__(self, *exc):
@@ -386,7 +430,9 @@ class MacCounter(TorchDispatchMode):
                 out = func.decompose(*args, **kwargs)
             if out is not NotImplemented:
                 return out
-            rule = self._rules[func] = _DATA if is_data_dependent(func) else _FREE if is_free(func) else _UNKNOWN
+            rule = self._rules[func] = (
+                _DATA if is_data_dependent(func) else _FREE if is_free(func) else _UNKNOWN
+            )
         if rule == _FREE:
             return func(*args, **kwargs)
         if rule == _DATA:
@@ -397,8 +443,11 @@ class MacCounter(TorchDispatchMode):
         if rule == _FORMULA:
             name, count = FORMULAS[func.overloadpacket]
             first = out[0] if isinstance(out, (tuple, list)) else out
-            macs = count(*map(_shape, args), out_shape=_shape(first),
-                         **{key: _shape(value) for key, value in kwargs.items()})
+            macs = count(
+                *map(_shape, args),
+                out_shape=_shape(first),
+                **{key: _shape(value) for key, value in kwargs.items()},
+            )
             if macs is not None:
                 self._add(name, macs)
                 return out

@@ -39,11 +39,16 @@ def fvcore_total(module, *inputs) -> int:
 
 # The formula table.
 
+
 def test_formula_refuses_a_second_formula_for_an_operator():
-    with pytest.raises(ValueError, match=r"aten\.mm already has a MAC formula \(mm\); .* cannot be registered"):
+    with pytest.raises(
+        ValueError, match=r"aten\.mm already has a MAC formula \(mm\); .* cannot be registered"
+    ):
+
         @formula(torch.ops.aten.mm)
         def other(a, b, **_):
             return 0
+
     assert FORMULAS[torch.ops.aten.mm] == ("mm", C.mm)
 
 
@@ -53,8 +58,21 @@ def test_formulas_are_plain_functions_of_shapes():
     assert C.addmm((5,), (4, 8), (8, 5)) == 160
     assert C.mv((4, 8), (8,)) == 32 and C.dot((8,), (8,)) == 8
     # conv: 2 images · 6×6 outputs · weight 16×3×3×3
-    assert C.convolution((2, 3, 8, 8), (16, 3, 3, 3), None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1,
-                         out_shape=(2, 16, 6, 6)) == 2 * 36 * 16 * 27
+    assert (
+        C.convolution(
+            (2, 3, 8, 8),
+            (16, 3, 3, 3),
+            None,
+            [1, 1],
+            [0, 0],
+            [1, 1],
+            False,
+            [0, 0],
+            1,
+            out_shape=(2, 16, 6, 6),
+        )
+        == 2 * 36 * 16 * 27
+    )
 
 
 def test_no_operator_with_a_formula_is_classified_free():
@@ -63,22 +81,45 @@ def test_no_operator_with_a_formula_is_classified_free():
             assert not is_free(getattr(packet, overload)), packet
 
 
-@pytest.mark.parametrize("op", ["relu.default", "add.Tensor", "gelu_.default", "hardswish_.default", "view.default",
-                                "cat.default", "_softmax.default", "native_layer_norm.default", "mean.dim",
-                                "max_pool2d_with_indices.default", "empty.memory_format", "_to_copy.default"])
+@pytest.mark.parametrize(
+    "op",
+    [
+        "relu.default",
+        "add.Tensor",
+        "gelu_.default",
+        "hardswish_.default",
+        "view.default",
+        "cat.default",
+        "_softmax.default",
+        "native_layer_norm.default",
+        "mean.dim",
+        "max_pool2d_with_indices.default",
+        "empty.memory_format",
+        "_to_copy.default",
+    ],
+)
 def test_known_free_operators(op):
     packet, overload = op.split(".")
     assert is_free(getattr(getattr(torch.ops.aten, packet), overload))
 
 
-@pytest.mark.parametrize("op", ["_cdist_forward.default", "_trilinear.default", "_fft_c2c.default",
-                                "linalg_vector_norm.default", "prod.default"])
+@pytest.mark.parametrize(
+    "op",
+    [
+        "_cdist_forward.default",
+        "_trilinear.default",
+        "_fft_c2c.default",
+        "linalg_vector_norm.default",
+        "prod.default",
+    ],
+)
 def test_operators_that_may_carry_macs_are_not_free(op):
     packet, overload = op.split(".")
     assert not is_free(getattr(getattr(torch.ops.aten, packet), overload))
 
 
 # Convolutions, by hand.
+
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_conv1d(device):
@@ -125,6 +166,7 @@ def test_grouped_conv_transpose1d():
 
 # Matrix products, by hand.
 
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("bias", [True, False])
 def test_linear_on_2d_and_3d_inputs(device, bias):
@@ -133,15 +175,18 @@ def test_linear_on_2d_and_3d_inputs(device, bias):
     assert module_macs(linear, torch.zeros(2, 3, 8), device=device).total == 2 * 3 * 8 * 5
 
 
-@pytest.mark.parametrize(("a", "b", "macs"), [
-    ((8,), (8,), 8),                          # dot
-    ((3, 8), (8,), 3 * 8),                    # mv
-    ((8,), (8, 3), 8 * 3),                    # vector · matrix
-    ((3, 8), (8, 4), 3 * 8 * 4),              # mm
-    ((2, 3, 8), (8, 4), 2 * 3 * 8 * 4),       # batch folded into mm
-    ((3, 8), (2, 8, 4), 2 * 3 * 8 * 4),       # broadcast to bmm
-    ((2, 1, 3, 8), (1, 5, 8, 4), 2 * 5 * 3 * 8 * 4),  # both batch dimensions broadcast
-])
+@pytest.mark.parametrize(
+    ("a", "b", "macs"),
+    [
+        ((8,), (8,), 8),  # dot
+        ((3, 8), (8,), 3 * 8),  # mv
+        ((8,), (8, 3), 8 * 3),  # vector · matrix
+        ((3, 8), (8, 4), 3 * 8 * 4),  # mm
+        ((2, 3, 8), (8, 4), 2 * 3 * 8 * 4),  # batch folded into mm
+        ((3, 8), (2, 8, 4), 2 * 3 * 8 * 4),  # broadcast to bmm
+        ((2, 1, 3, 8), (1, 5, 8, 4), 2 * 5 * 3 * 8 * 4),  # both batch dimensions broadcast
+    ],
+)
 @pytest.mark.parametrize("device", DEVICES)
 def test_matmul_every_rank_combination(a, b, macs, device):
     c = count(lambda d: torch.randn(a, device=d) @ torch.randn(b, device=d), device)
@@ -152,11 +197,15 @@ def test_matmul_every_rank_combination(a, b, macs, device):
 def test_addmm_baddbmm_addbmm_addmv_and_functional_linear(device):
     def run(d):
         torch.addmm(torch.zeros(4, device=d), torch.zeros(3, 8, device=d), torch.zeros(8, 4, device=d))  # 96
-        torch.baddbmm(torch.zeros(2, 3, 4, device=d), torch.zeros(2, 3, 8, device=d),
-                      torch.zeros(2, 8, 4, device=d))  # 2·3·8·4 = 192
-        torch.addbmm(torch.zeros(3, 4, device=d), torch.zeros(2, 3, 8, device=d), torch.zeros(2, 8, 4, device=d))  # 192
+        torch.baddbmm(
+            torch.zeros(2, 3, 4, device=d), torch.zeros(2, 3, 8, device=d), torch.zeros(2, 8, 4, device=d)
+        )  # 2·3·8·4 = 192
+        torch.addbmm(
+            torch.zeros(3, 4, device=d), torch.zeros(2, 3, 8, device=d), torch.zeros(2, 8, 4, device=d)
+        )  # 192
         torch.addmv(torch.zeros(3, device=d), torch.zeros(3, 8, device=d), torch.zeros(8, device=d))  # 24
         F.linear(torch.zeros(2, 3, 8, device=d), torch.zeros(5, 8, device=d))  # 2·3·8·5 = 240
+
     c = count(run, device)
     assert c.total == 96 + 192 + 192 + 24 + 240
     assert c.by_op["baddbmm"] == 2 * 192 and c.by_op["addmv"] == 24
@@ -177,12 +226,16 @@ def test_einsum_is_exact_where_fvcore_rounds():
 
 # Attention.
 
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("causal", [False, True])
 def test_scaled_dot_product_attention(device, causal):
     # B 2 · H 4 · L 8 · S 8 · (E 16 + Ev 16): a causal mask is counted in full
     def run(d):
-        F.scaled_dot_product_attention(*(torch.randn(2, 4, 8, 16, device=d) for _ in range(3)), is_causal=causal)
+        F.scaled_dot_product_attention(
+            *(torch.randn(2, 4, 8, 16, device=d) for _ in range(3)), is_causal=causal
+        )
+
     c = count(run, device)
     assert c.total == 2 * 4 * 8 * 8 * (16 + 16) == 16_384
     assert set(c.by_op) == ({"attention"} if device == "cpu" else {"bmm"})  # fused on cpu, math on meta
@@ -192,8 +245,12 @@ def test_scaled_dot_product_attention(device, causal):
 def test_attention_with_another_value_width(device):
     # B 2 · H 4 · L 8 · S 9 · (E 16 + Ev 12); cpu's fused kernel wants Ev = E: the math path's bmm
     def run(d):
-        F.scaled_dot_product_attention(torch.randn(2, 4, 8, 16, device=d), torch.randn(2, 4, 9, 16, device=d),
-                                       torch.randn(2, 4, 9, 12, device=d))
+        F.scaled_dot_product_attention(
+            torch.randn(2, 4, 8, 16, device=d),
+            torch.randn(2, 4, 9, 16, device=d),
+            torch.randn(2, 4, 9, 12, device=d),
+        )
+
     assert count(run, device).total == 2 * 4 * 8 * 9 * (16 + 12) == 16_128
 
 
@@ -207,8 +264,13 @@ def test_the_fused_cpu_kernel_directly():
 def test_grouped_query_attention_counts_query_heads(device):
     # 8 query heads share 2 key/value heads: B 1 · H 8 · L 5 · S 7 · (E 16 + Ev 16)
     def run(d):
-        F.scaled_dot_product_attention(torch.randn(1, 8, 5, 16, device=d), torch.randn(1, 2, 7, 16, device=d),
-                                       torch.randn(1, 2, 7, 16, device=d), enable_gqa=True)
+        F.scaled_dot_product_attention(
+            torch.randn(1, 8, 5, 16, device=d),
+            torch.randn(1, 2, 7, 16, device=d),
+            torch.randn(1, 2, 7, 16, device=d),
+            enable_gqa=True,
+        )
+
     assert count(run, device).total == 8 * 5 * 7 * 32 == 8_960
 
 
@@ -217,7 +279,10 @@ def test_batch_length_heads_layout_of_the_fused_kernels():
     q, k, v = (2, 5, 4, 16), (2, 7, 4, 16), (2, 7, 4, 8)
     assert C.efficient_attention_forward(q, k, v, None, None, None) == 2 * 4 * 5 * 7 * 24
     assert C.flash_attention_forward(q, k, v, None, None) == 6_720
-    assert C.efficient_attention_forward((1, 12, 4, 16), (1, 12, 4, 16), (1, 12, 4, 16), None, (3,), (3,)) is None
+    assert (
+        C.efficient_attention_forward((1, 12, 4, 16), (1, 12, 4, 16), (1, 12, 4, 16), None, (3,), (3,))
+        is None
+    )
 
 
 def mha_macs(b, length, s, e):
@@ -260,6 +325,7 @@ def test_transformer_encoder_layer_fast_path():
 
 # Composite operators reach the mode under inference_mode: decomposed, never counted twice.
 
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_inference_mode_decomposes_composite_operators_once(device):
     def run(d):
@@ -267,13 +333,17 @@ def test_inference_mode_decomposes_composite_operators_once(device):
         torch.zeros(3, 8, device=d) @ torch.zeros(8, 4, device=d)  # 96
         torch.einsum("ij,jk->ik", torch.zeros(3, 8, device=d), torch.zeros(8, 4, device=d))  # 96
         F.conv2d(torch.zeros(1, 3, 8, 8, device=d), torch.zeros(4, 3, 3, 3, device=d))  # 36·4·27 = 3,888
-        F.scaled_dot_product_attention(*(torch.zeros(1, 2, 4, 8, device=d) for _ in range(3)))  # 2·4·4·16 = 512
+        F.scaled_dot_product_attention(
+            *(torch.zeros(1, 2, 4, 8, device=d) for _ in range(3))
+        )  # 2·4·4·16 = 512
+
     c = count(run, device, torch.inference_mode)
     assert c.total == 240 + 96 + 96 + 3_888 + 512
     assert not c.uncounted
 
 
 # Property tests: closed form and fvcore.
+
 
 def out_size(size, kernel, stride, padding, dilation):
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
@@ -294,22 +364,38 @@ def conv_configs(draw):
 @given(conv_configs(), st.integers(1, 2))
 def test_random_convolutions_match_the_closed_form_and_fvcore(config, batch):
     dims, cin, cout, kernel, stride, padding, dilation, groups, size, transposed = config
-    kinds = {(1, False): nn.Conv1d, (2, False): nn.Conv2d, (3, False): nn.Conv3d,
-             (1, True): nn.ConvTranspose1d, (2, True): nn.ConvTranspose2d, (3, True): nn.ConvTranspose3d}
-    conv = kinds[dims, transposed](cin, cout, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    kinds = {
+        (1, False): nn.Conv1d,
+        (2, False): nn.Conv2d,
+        (3, False): nn.Conv3d,
+        (1, True): nn.ConvTranspose1d,
+        (2, True): nn.ConvTranspose2d,
+        (3, True): nn.ConvTranspose3d,
+    }
+    conv = kinds[dims, transposed](
+        cin, cout, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups
+    )
     x = torch.zeros(batch, cin, *[size] * dims)
     if transposed:  # every input element times Cin·Cout/G·k^dims
         padding = min(padding, dilation * (kernel - 1))  # keep the output non-empty
         conv.padding = (padding,) * dims
-        expected = batch * size ** dims * cin * (cout // groups) * kernel ** dims
+        expected = batch * size**dims * cin * (cout // groups) * kernel**dims
     else:  # every output element times Cout·Cin/G·k^dims / Cout per output channel
-        expected = batch * out_size(size, kernel, stride, padding, dilation) ** dims * cout * (cin // groups) * kernel ** dims
+        expected = (
+            batch
+            * out_size(size, kernel, stride, padding, dilation) ** dims
+            * cout
+            * (cin // groups)
+            * kernel**dims
+        )
     assert module_macs(conv, x).total == expected
     assert fvcore_total(conv, x) == expected
 
 
 @settings(max_examples=20, deadline=None, derandomize=True)
-@given(st.lists(st.integers(1, 4), min_size=0, max_size=2), st.integers(1, 9), st.integers(1, 9), st.booleans())
+@given(
+    st.lists(st.integers(1, 4), min_size=0, max_size=2), st.integers(1, 9), st.integers(1, 9), st.booleans()
+)
 def test_random_linears_match_the_closed_form_and_fvcore(batch, n_in, n_out, bias):
     linear, x = nn.Linear(n_in, n_out, bias=bias), torch.zeros(*batch, n_in)
     expected = math.prod(batch) * n_in * n_out
@@ -318,11 +404,12 @@ def test_random_linears_match_the_closed_form_and_fvcore(batch, n_in, n_out, bia
 
 # Module attribution.
 
+
 class Block(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(2, 4, 3, padding=1)  # 4×4 out · 4 · 2 · 9 = 1,152
-        self.fc = nn.Linear(4, 3)                  # 4×4 pixels · 4 · 3 = 192
+        self.fc = nn.Linear(4, 3)  # 4×4 pixels · 4 · 3 = 192
 
     def forward(self, x):
         y = self.conv(x)
@@ -358,6 +445,7 @@ def test_innermost_module_gets_the_macs_and_macs_in_sums_a_subtree(device):
 
 def hooks_left() -> bool:
     from torch.nn.modules import module
+
     return bool(module._global_forward_hooks or module._global_forward_pre_hooks)
 
 
@@ -416,6 +504,7 @@ def test_without_a_model_everything_is_attributed_to_the_root():
 
 # What is not counted is reported.
 
+
 class Unknown(nn.Module):
     def forward(self, x, y):
         torch.cdist(x, y)
@@ -426,7 +515,11 @@ class Unknown(nn.Module):
 
 def test_operators_with_no_formula_are_reported_with_their_calls():
     c = module_macs(Unknown(), torch.ones(4, 3), torch.ones(4, 3))
-    assert c.uncounted == {"aten._cdist_forward.default": 2, "aten._trilinear.default": 1, "aten._fft_c2c.default": 1}
+    assert c.uncounted == {
+        "aten._cdist_forward.default": 2,
+        "aten._trilinear.default": 1,
+        "aten._fft_c2c.default": 1,
+    }
     assert c.total == 0
 
 
@@ -437,6 +530,7 @@ def test_data_dependent_operators_are_flagged():
         x[x > 0]  # a boolean mask: the output length depends on the data
         x[torch.tensor([1, 0], device=d)]  # integer indices: it does not
         torch.unique(x)
+
     c = count(run)
     assert set(c.data_dependent) >= {"aten.nonzero.default", "aten.index.Tensor"}
     assert c.data_dependent["aten.index.Tensor"] == 1
