@@ -145,7 +145,10 @@ def test_inception_v3_aux_head_is_counted_in_params_and_reported_unused():
 # Detection and segmentation: data-dependent heads, counted on one input.
 
 DENSE = {  # builder, input (C, H, W), whether its forward runs data-dependent box selection
+    # 34,858,153,472 MACs at 300×300 (all convolutions; its published COCO _ops is 34.858).
     "ssd300_vgg16": (detection.ssd300_vgg16, (3, 300, 300), True),
+    # Its transform resizes the image to 800×800; the box head's cost follows the proposals NMS keeps.
+    # (Its published _ops, 4.494, is the convolutions up to the RPN's box selection: 4,493,592,256.)
     "fasterrcnn_mobilenet_v3_large_fpn": (detection.fasterrcnn_mobilenet_v3_large_fpn, (3, 320, 320), True),
     "deeplabv3_resnet50": (segmentation.deeplabv3_resnet50, (3, 224, 224), False),
 }
@@ -177,6 +180,12 @@ def conv_macs(model: nn.Module, within: nn.Module, input_size) -> int:
 
 @pytest.mark.parametrize("name", list(DENSE))
 def test_detection_and_segmentation_count(name):
+    """Counted whole, params each tensor once; a data-dependent forward is counted on this input, and says so.
+
+    Built on meta: box selection (nonzero, NMS) has no meta kernel, so hetcalc's trace reruns
+    such a forward on the CPU, on its all-zero input, and its report notes it was "counted on
+    this input". DeepLabV3 runs on meta to the end.
+    """
     builder, input_size, data_dependent = DENSE[name]
     torch.manual_seed(0)
     model = build_on_meta(builder, weights_backbone=None)
