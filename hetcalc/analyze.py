@@ -9,7 +9,7 @@ from . import conventions, kinds
 from .cost import saved_pct
 from .cost import speedup as eq9_speedup
 from .errors import InvalidInput, positive_int, whole_numbers
-from .records import Conv, Linear, ModelSpec
+from .records import Conv, Linear, ModelSpec, Ops
 from .zoo import get_model
 
 
@@ -110,7 +110,7 @@ def _layer_row(before, after, convention: str) -> dict:
         conventions.measure(after, convention),
     )
     conv, linear = isinstance(after, Conv), isinstance(after, Linear)
-    kind = after.kind if conv else "linear" if linear else "other"
+    kind = after.kind if conv else "linear" if linear else "ops" if isinstance(after, Ops) else "other"
     return {
         "name": after.name,
         "kind": kind,
@@ -122,7 +122,7 @@ def _layer_row(before, after, convention: str) -> dict:
         "stride": after.spec.stride if conv else None,
         "D_out": after.spec.H if conv else after.positions if linear else None,
         "W_out": after.spec.W if conv else 1 if linear else None,
-        "note": after.fixed if conv else "",
+        "note": after.fixed if conv else _ops_text(after) if isinstance(after, Ops) else "",
         "P": after.P if conv else None,
         "G": after.G if conv else None,
         "se": after.se if conv else None,
@@ -136,11 +136,37 @@ def _layer_row(before, after, convention: str) -> dict:
 COUNTS = ("flops_before", "flops_after", "params_before", "params_after")
 
 
+def _ops_text(layer: Ops) -> str:
+    """'bmm 1,024, attention 8,192': the operators of an Ops record with their MACs."""
+    return ", ".join(f"{op} {macs:,}" for op, macs in layer.macs)
+
+
+def flops_by_op(layers, convention: str) -> dict[str, int | float]:
+    """FLOPs per operator: recorded convolutions and linear layers, and each operator of the Ops records."""
+    totals: dict[str, Fraction] = {}
+    for layer in layers:
+        if isinstance(layer, Ops):
+            parts = list(layer.macs)
+        elif isinstance(layer, (Conv, Linear)):
+            parts = [
+                (
+                    "convolution" if isinstance(layer, Conv) else "linear",
+                    conventions.measure(layer, convention)[0],
+                )
+            ]
+        else:
+            continue
+        for op, flops in parts:
+            totals[op] = totals.get(op, 0) + flops
+    return {op: _number(flops) for op, flops in totals.items() if flops}
+
+
 @dataclass
 class ModelReport:
     """A model under a variant and a convention: totals, reductions against the unmodified model, layers.
 
-    ``notes`` and ``macs_outside_layers`` come from a traced model's spec (see ``ModelSpec``);
+    ``notes`` and ``params_unused`` come from a traced model's spec (see ``ModelSpec``);
+    ``flops_by_op`` splits ``flops`` by operator;
     a layer row's ``note`` says why a traced layer is never replaced.
     """
 
@@ -161,7 +187,8 @@ class ModelReport:
     G: int | None = None
     se: int | None = None
     notes: list[str] = field(default_factory=list)
-    macs_outside_layers: int | None = None
+    params_unused: int = 0
+    flops_by_op: dict = field(default_factory=dict)
 
     def variant_title(self) -> str:
         """'HetConv P=4', 'HetConv P = M per layer (PC)', 'GWC+PWC G=4', 'DWC+PWC + SE R=8', …"""
@@ -216,9 +243,19 @@ def analyze(
         layers=rows,
         G=G if variant == "gwc_pwc" else None,
         se=se,
-        notes=list(spec.notes),
-        macs_outside_layers=spec.macs_outside_layers,
+        notes=list(spec.notes) + _nothing_replaced(variant, rows),
+        params_unused=spec.params_unused,
+        flops_by_op=flops_by_op(after.layers, convention),
     )
+
+
+def _nothing_replaced(variant: str, rows: list[dict]) -> list[str]:
+    """A note where a variant changes nothing: no convolution at all, or none it fits."""
+    if variant == "standard" or any(r["changed"] for r in rows):
+        return []
+    if not any(r["kind"] not in ("linear", "ops", "other") for r in rows):
+        return [f"nothing to replace: the model has no nn.Conv2d for the {variant} variant"]
+    return [f"nothing replaced: the {variant} variant fits none of the convolutions (see each layer's note)"]
 
 
 def exact_counts(model, dataset=None, variant: str = "standard", **options) -> tuple[int, int]:

@@ -71,7 +71,7 @@ from fractions import Fraction
 from . import cost, kinds
 from .cost import Cost
 from .errors import InvalidInput
-from .records import Conv, Linear
+from .records import Conv, Linear, Ops
 
 CONVENTIONS = ("paper", "exact")
 UNIT = {
@@ -97,7 +97,7 @@ class LayerCosts:
 
 
 def costs(layer) -> LayerCosts:
-    """The costs of one layer record (Conv, Linear or Other), by its kind's formula in ``hetcalc.kinds``.
+    """The costs of one layer record (Conv, Linear, Ops or Other), by its kind's formula in ``hetcalc.kinds``.
 
     A convolution's reduction is measured against the standard convolution M → N, K×K in its
     place; a grouped or non-square layer (never replaced) against itself, a masked one against
@@ -106,6 +106,9 @@ def costs(layer) -> LayerCosts:
     norm = sum((cost.batchnorm(c) for c in layer.norm), cost.ZERO)
     if isinstance(layer, Linear):
         built = cost.linear(layer.in_features, layer.out_features, layer.bias, layer.positions)
+        return LayerCosts(built, built, norm=norm)
+    if isinstance(layer, Ops):
+        built = Cost(sum(macs for _, macs in layer.macs))
         return LayerCosts(built, built, norm=norm)
     if not isinstance(layer, Conv):  # Other: parameters only
         return LayerCosts(Cost(0, 0, layer.params), Cost(0, 0, layer.params), norm=norm)

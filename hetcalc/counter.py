@@ -329,6 +329,32 @@ def _shape(value):
     return value
 
 
+def _signature(value):
+    """A hashable description of an argument: a tensor's shape, strides and dtype; containers element-wise."""
+    if isinstance(value, torch.Tensor):
+        return ("tensor", tuple(value.shape), value.stride(), value.dtype)
+    if isinstance(value, (list, tuple)):
+        return tuple(map(_signature, value))
+    return value
+
+
+def _layout(out):
+    """The metadata of an operator's output (tensors as shape, strides, dtype), or None if it is not tensors."""
+    if isinstance(out, torch.Tensor):
+        return (tuple(out.shape), out.stride(), out.dtype)
+    if isinstance(out, (list, tuple)) and all(isinstance(o, torch.Tensor) for o in out):
+        return [_layout(o) for o in out]
+    raise TypeError("not a tensor output")
+
+
+def _rebuild(layout):
+    """Fresh meta tensors with the metadata of ``_layout``."""
+    if isinstance(layout, list):
+        return tuple(_rebuild(item) for item in layout)
+    shape, stride, dtype = layout
+    return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+
+
 _FORMULA, _DECOMPOSE, _DATA, _FREE, _UNKNOWN = range(5)
 
 
@@ -365,6 +391,9 @@ class MacCounter(TorchDispatchMode):
         self._handles: list = []
         self._depth = 0
         self._rules: dict[object, int] = {}
+        self._params = {id(p) for p in model.parameters()} if model is not None else set()
+        self.used_params: set[int] = set()  # ids of the model's parameters that some operator read
+        self._meta_outputs: dict = {}
 
     def macs_in(self, name: str) -> int:
         """MACs of module ``name`` and every module below it; "" is the total."""
@@ -420,8 +449,44 @@ class MacCounter(TorchDispatchMode):
         ops = self.by_module.setdefault(self._stack[-1], {})
         ops[name] = ops.get(name, 0) + macs
 
+    def _note_params(self, values) -> None:
+        """Record which of the model's parameters this call reads."""
+        for value in values:
+            if isinstance(value, (list, tuple)):
+                self._note_params(value)
+            elif id(value) in self._params:
+                self.used_params.add(id(value))
+
+    def _free_on_meta(self, func, args, kwargs):
+        """A free operator on meta tensors: its outputs' metadata, computed once per signature and reused.
+
+        Some meta kernels are Python (``native_batch_norm``, pointwise ops: milliseconds a call);
+        a deep network repeats the same few signatures, so only the first call of each runs the
+        kernel. In-place and view operators always run (their outputs alias their inputs).
+        """
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        if not tensors or func.is_view or func._schema.is_mutable or not all(t.is_meta for t in tensors):
+            return func(*args, **kwargs)
+        try:
+            key = (func, tuple(map(_signature, args)), tuple((k, _signature(v)) for k, v in kwargs.items()))
+            hash(key)
+        except TypeError:
+            return func(*args, **kwargs)
+        if key not in self._meta_outputs:
+            out = func(*args, **kwargs)
+            try:
+                self._meta_outputs[key] = _layout(out)
+            except TypeError:  # not tensors (a scalar, None): run it every time
+                self._meta_outputs[key] = None
+            return out
+        layout = self._meta_outputs[key]
+        return func(*args, **kwargs) if layout is None else _rebuild(layout)
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if self._params:
+            self._note_params(args)
+            self._note_params(kwargs.values())
         rule = self._rules.get(func)
         if rule is None:
             rule = self._rules[func] = _rule(func)
@@ -434,7 +499,7 @@ class MacCounter(TorchDispatchMode):
                 _DATA if is_data_dependent(func) else _FREE if is_free(func) else _UNKNOWN
             )
         if rule == _FREE:
-            return func(*args, **kwargs)
+            return self._free_on_meta(func, args, kwargs)
         if rule == _DATA:
             if _depends_on_data(func, args):
                 self.data_dependent[str(func)] = self.data_dependent.get(str(func), 0) + 1

@@ -95,6 +95,20 @@ class Other:
 
 
 @dataclass(frozen=True)
+class Ops:
+    """Multiply-accumulates a traced model runs outside its recorded layers, under the module that ran them.
+
+    Attention, functional matmuls (``F.linear``, ``torch.matmul``, ``einsum``), Conv1d/Conv3d and
+    transposed convolutions: in every total, carried unchanged by every variant. ``macs`` holds
+    (operator, MACs) pairs (``hetcalc.counter``'s names: convolution, mm, bmm, attention, …).
+    """
+
+    name: str
+    macs: tuple[tuple[str, int], ...]
+    norm: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Pool:
     """Pooling before the next layer of a zoo model (K×K window, stride, padding): no MACs, no params."""
 
@@ -109,18 +123,18 @@ class ModelSpec:
 
     ``family`` names the torch wiring in ``hetcalc.build`` (None for a traced model);
     ``pools`` maps a layer index to the pooling applied to its input. A traced model also
-    carries ``notes`` (sentences for the reader; the one on ``macs_outside_layers`` begins
-    "Warning:") and ``macs_outside_layers``, the multiply-accumulates torch counted in operations
-    outside the recorded layers, which are not in the totals.
+    carries ``notes`` (sentences for the reader: how it was counted, operators with no formula,
+    data-dependent operators) and ``params_unused``, the parameters no operator of the traced
+    forward read (an auxiliary head eval never runs), which are in the totals too.
     """
 
     name: str
     input: tuple[int, int, int]
-    layers: tuple[Conv | Linear | Other, ...]
+    layers: tuple[Conv | Linear | Ops | Other, ...]
     dataset: str | None = None
     family: str | None = None
     notes: tuple[str, ...] = ()
-    macs_outside_layers: int | None = None
+    params_unused: int = 0
     pools: tuple[tuple[int, Pool], ...] = ()
 
     def convs(self) -> list[Conv]:

@@ -105,7 +105,7 @@ def test_traced_counts_equal_fvcore_and_parameters(factory, size):
     model = factory()
     assert report.flops == fvcore_macs(model, size)
     assert report.params == params(model)
-    assert spec.family is None and report.macs_outside_layers == 0
+    assert spec.family is None and not [r for r in report.layers if r["kind"] == "ops"]
 
 
 def test_resnet_records_in_call_order_and_replaces_like_the_zoo():
@@ -151,17 +151,19 @@ def test_grouped_dilated_and_non_square_layers_stay_and_say_why():
     assert report.flops == report.baseline_flops  # nothing here is HetConv-eligible
 
 
-def test_functional_matmuls_are_flagged_and_other_parameters_counted():
+def test_functional_matmuls_are_in_the_total_and_other_parameters_counted():
     spec = trace_factory(Attention, (3, 16, 16))
     report = exact(spec)
-    assert report.macs_outside_layers == 2 * 16 * 16 * 16
-    assert any("8,192 MACs in operations outside recorded layers" in note for note in report.notes)
+    ops = [r for r in report.layers if r["kind"] == "ops"]  # q·kᵀ and attention·v: 2 · 16·16·16 MACs
+    assert [(r["name"], r["flops_after"], r["note"]) for r in ops] == [("Attention", 8192, "bmm 8,192")]
+    assert report.flops_by_op == {"convolution": 16 * 16 * 3 * 16, "linear": 16 * 16 * 48 + 160, "bmm": 8192}
+    assert not report.notes
     qkv = next(r for r in report.layers if r["name"] == "qkv")
     assert (qkv["D_out"], qkv["flops_after"]) == (16, 16 * 16 * 48)  # one Linear per token
     model = Attention()
     assert report.params == params(model)
     assert report.layers[-1]["params_after"] == 16 * 16 + 2 * 16  # position embedding + LayerNorm
-    assert report.flops + report.macs_outside_layers == fvcore_macs(model, (3, 16, 16))
+    assert report.flops == sum(report.flops_by_op.values()) == fvcore_macs(model, (3, 16, 16))
     patches = analyze(spec, variant="hetconv", P=2, convention="exact").layers[0]
     assert (patches["name"], patches["note"]) == ("patch", "first convolution (kept, as in the paper)")
 
@@ -226,7 +228,7 @@ def test_masked_layers_count_effective_and_name_the_dense_cost():
 
 
 def test_forward_failure_is_one_line():
-    one_line = r"^--input-size: the model rejects a 1×3×9×9 input: RuntimeError: [^\n]+$"
+    one_line = r"^input_size: the model's forward pass fails on a 1×3×9×9 input: RuntimeError: [^\n]+$"
     with pytest.raises(InvalidInput, match=one_line):
         trace_factory(lambda: nn.Sequential(nn.Flatten(), nn.Linear(10, 2)), (3, 9, 9))
 
@@ -290,9 +292,16 @@ def test_cli_module_json(net_file):
         [3, 8, 8],
         "hetconv",
     )
-    assert [r["kind"] for r in report["layers"]] == ["standard", "grouped", "hetconv", "linear", "other"]
+    assert [r["kind"] for r in report["layers"]] == [
+        "standard",
+        "grouped",
+        "hetconv",
+        "linear",
+        "ops",
+        "other",
+    ]
     assert report["layers"][1]["note"] == "depthwise"
-    assert report["macs_outside_layers"] == 2 * 16 * 16 * 16
+    assert report["flops_by_op"]["bmm"] == 2 * 16 * 16 * 16 and report["params_unused"] == 0
     exact = json.loads(
         run(
             "--module", f"{net_file}:Net", "--input-size", "3", "8", "8", "--json", "--convention", "exact"
@@ -309,8 +318,10 @@ def test_cli_module_table(net_file, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "net:make_net (input 3×8×8): GWC+PWC G=2" in result.output
     assert "Left as they are (depthwise): convs.3" in result.output
-    warning = "Warning: 8,192 MACs in operations outside recorded layers (aten.bmm 8,192): not in the totals"
-    assert warning in result.output
+    assert "In the totals, unchanged (operators outside the layers above): Net: bmm 8,192" in " ".join(
+        result.output.split()
+    )
+    assert "Warning" not in result.output
 
 
 @pytest.mark.parametrize(
@@ -342,11 +353,12 @@ def test_cli_module_table(net_file, monkeypatch):
         ),
         (
             ["--module", "net.py:make_net", "--input-size", "4", "8", "8"],
-            "--input-size: the model rejects a 1×4×8×8 input: RuntimeError: Invalid channel dimensions",
+            "--input-size: the model's forward pass fails on a 1×4×8×8 input: RuntimeError: Given groups=1, weight of "
+            "size [8, 3, 3, 3], expected input[1, 4, 8, 8] to have 3 channels, but got 4 channels instead",
         ),
         (
             ["--module", "net.py:make_net"],
-            "--input-size: is required with --module: give the input as C H W, e.g. --input-size 3 224 224",
+            "--input-size: is required: give the input as C H W, e.g. --input-size 3 224 224 (the model does not say)",
         ),
         (
             ["vgg16", "--module", "net.py:make_net"],
@@ -388,3 +400,120 @@ def test_cli_masked_module_counts_kept_taps_on_cpu(net_file):
         "a dense runtime (and fvcore) pays 9,216 and holds 576"
     ]
     assert "--device cpu" in on_meta["notes"][0]
+
+
+class Mixed(nn.Module):
+    """A transposed, a dilated and a 1×5 convolution, an einsum, a bmm and a Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1)  # 8×8 → 16×16
+        self.dilated = nn.Conv2d(4, 4, 3, padding=2, dilation=2)
+        self.wide = nn.Conv2d(4, 4, (1, 5), padding=(0, 2))
+        self.fc = nn.Linear(16, 16)
+
+    def forward(self, x):
+        t = self.wide(self.dilated(self.up(x))).flatten(2)  # 1×4×256
+        t = torch.einsum("bcn,bdn->bcd", t, t)  # 1×4×4
+        return self.fc(torch.bmm(t, t).flatten(1))
+
+
+def test_every_mac_of_a_mixed_net_is_in_the_total_by_hand():
+    report = exact(trace_factory(Mixed, (8, 8, 8)))
+    transposed = (
+        8 * 8 * (8 * 4 * 4 * 4)
+    )  # each of the 8×8 input positions scatters through the 8×4×4×4 weights
+    dilated, wide = 16 * 16 * 4 * 4 * 9, 16 * 16 * 4 * 4 * 5
+    einsum, bmm, linear = 4 * 4 * 256, 4 * 4 * 4, 16 * 16
+    assert report.flops == transposed + dilated + wide + einsum + bmm + linear == 94_528
+    assert report.flops_by_op == {
+        "convolution": transposed + dilated + wide,
+        "linear": linear,
+        "bmm": einsum + bmm,
+    }
+    up = next(r for r in report.layers if r["name"] == "up")
+    assert (up["kind"], up["flops_after"], up["note"]) == ("ops", transposed, "convolution 32,768")
+
+
+class OnlyConv1dAnd3d(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.volume, self.line = nn.Conv3d(1, 2, 3, padding=1), nn.Conv1d(2, 4, 3, padding=1)
+
+    def forward(self, x):  # 1×C×H×W → 1×1×C×H×W → 1×2×(C·H·W)
+        return self.line(self.volume(x.unsqueeze(1)).flatten(2))
+
+
+def test_a_model_with_nothing_to_replace_is_reported(tmp_path, monkeypatch):
+    report = analyze(trace_factory(OnlyConv1dAnd3d, (2, 4, 4)), variant="hetconv", P=4, convention="exact")
+    assert report.flops == report.baseline_flops == 32 * 2 * 27 + 32 * 4 * 6 and report.speedup == 1
+    assert report.notes == ["nothing to replace: the model has no nn.Conv2d for the hetconv variant"]
+    empty = analyze(trace_factory(nn.Identity, (3, 4, 4)), variant="hetconv", P=4, convention="exact")
+    assert (empty.flops, empty.params, empty.flops_reduction_pct, empty.speedup) == (0, 0, 0.0, 1.0)
+
+
+def test_factory_arguments_are_literals_or_strings_never_code():
+    from hetcalc.trace import factory_arguments
+
+    assert factory_arguments(["aux_logits=False", "size=(3, 224, 224)", "model_name=resnet50", "n=10"]) == {
+        "aux_logits": False,
+        "size": (3, 224, 224),
+        "model_name": "resnet50",
+        "n": 10,
+    }
+    assert factory_arguments(["x=__import__('os').system('true')"]) == {
+        "x": "__import__('os').system('true')"
+    }
+    for bad in ("noequals", "1x=2", "=3"):
+        with pytest.raises(InvalidInput, match="^args: expected NAME=VALUE"):
+            factory_arguments([bad])
+
+
+def test_a_model_that_says_its_input_size_needs_none():
+    class Sized(nn.Sequential):
+        pretrained_cfg = {"input_size": (3, 16, 16)}
+
+    spec = trace_factory(lambda: Sized(nn.Conv2d(3, 4, 3)), None)
+    assert spec.input == (3, 16, 16)
+
+
+def test_a_model_meta_cannot_run_is_counted_on_the_cpu_and_says_so():
+    class Picky(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return y[torch.nonzero(y > -1, as_tuple=True)]  # data-dependent: no meta kernel
+
+    spec = trace_factory(Picky, (3, 8, 8))
+    assert spec.notes[0].startswith("counted on the CPU: the meta device cannot run it (NotImplementedError")
+    assert any(
+        note.startswith("counted on this input (1×3×8×8 of zeros): data-dependent") for note in spec.notes
+    )
+    assert exact(spec).flops == 64 * 4 * 27
+
+
+def test_a_model_too_big_for_the_cpu_retry_is_refused_in_one_line(monkeypatch):
+    from hetcalc import trace as tracing
+
+    monkeypatch.setattr(tracing, "_available_memory", lambda: 2**20)  # 1 MiB free
+    factory = lambda: nn.Sequential(nn.Linear(64, 4096), nn.Flatten(0))  # noqa: E731 - 1 MiB of weights
+    with pytest.raises(
+        InvalidInput,
+        match=r"^device: the meta device cannot run this model \(.*\), and counting "
+        r"it on the CPU would allocate 0\.0 GiB of weights with 0\.0 GiB available$",
+    ):
+        tracing.trace_factory(lambda: _Unmeta(factory()), (1, 8, 8))
+
+
+class _Unmeta(nn.Module):
+    """Wraps a module with a forward that has no meta kernel (``nonzero``)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x.flatten(1)[:, :64])[torch.nonzero(x.flatten()[:1] == 0)]

@@ -48,19 +48,17 @@ def write_csv(report, path: str) -> None:
             os.remove(partial)
 
 
-def traced(module, input_size, device):
+def traced(module, input_size, device, arguments=()):
     """The ModelSpec of a user's model (``--module``): torch is imported here, only when asked for."""
-    from ..trace import load_factory, trace_factory
+    from ..trace import factory_arguments, load_factory, trace_factory
 
     factory = load_factory(module)
-    if not input_size:
-        raise InvalidInput(
-            "--input-size", "is required with --module: give the input as C H W, e.g. --input-size 3 224 224"
-        )
-    return trace_factory(factory, input_size, name=module, device=device)
+    return trace_factory(
+        factory, input_size or None, name=module, device=device, arguments=factory_arguments(arguments)
+    )
 
 
-def model_source(name, module, input_size, dataset, device):
+def model_source(name, module, input_size, dataset, device, arguments=()):
     """What to count: zoo model NAME or ``--module``, exactly one."""
     if (name is None) == (module is None):
         raise InvalidInput(
@@ -69,13 +67,17 @@ def model_source(name, module, input_size, dataset, device):
             + (", not both" if name else ""),
         )
     if name is not None:
-        for option, given in (("--input-size", input_size), ("--device", device != "meta")):
+        for option, given in (
+            ("--input-size", input_size),
+            ("--device", device != "meta"),
+            ("--arg", arguments),
+        ):
             if given:
                 raise InvalidInput(option, f"applies to --module only; zoo model {name} has its own input")
         return name
     if dataset is not None:
         raise InvalidInput("--dataset", "applies to zoo models only, not to --module")
-    return traced(module, input_size, device)
+    return traced(module, input_size, device, arguments)
 
 
 @click.command()
@@ -84,8 +86,8 @@ def model_source(name, module, input_size, dataset, device):
     "--module",
     default=None,
     metavar="PKG.MOD:FACTORY",
-    help="Count your own nn.Module instead: FACTORY() builds it (or path/to/file.py:FACTORY); "
-    "needs --input-size.",
+    help="Count your own nn.Module instead: FACTORY() builds it (or path/to/file.py:FACTORY), "
+    "e.g. torchvision.models:resnet50 or timm:create_model --arg model_name=resnet50.",
 )
 @click.option(
     "--input-size",
@@ -93,14 +95,24 @@ def model_source(name, module, input_size, dataset, device):
     nargs=3,
     default=None,
     metavar="C H W",
-    help="With --module: the input of one image, e.g. 3 224 224.",
+    help="With --module: the input of one image, e.g. 3 224 224  [default: the model's own "
+    "(timm's pretrained_cfg), else required].",
+)
+@click.option(
+    "--arg",
+    "arguments",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="With --module: a keyword argument of FACTORY (repeatable); VALUE is read as a Python literal "
+    "(False, 10, (3, 224, 224)), otherwise as a string; never run as code.",
 )
 @click.option(
     "--device",
     type=click.Choice(["meta", "cpu"]),
     default="meta",
     show_default=True,
-    help="With --module: build on meta (no weights, no compute) or on cpu (for LHC masks' kept taps).",
+    help="With --module: build on meta (no weights, no compute; where a model cannot run there it is "
+    "counted on the CPU, if it fits in memory, and the output says so) or on cpu (LHC masks' kept taps).",
 )
 @click.option(
     "--dataset", default=None, help="cifar10 or imagenet  [default: the model's own; see 'hetcalc zoo']."
@@ -127,7 +139,7 @@ def model_source(name, module, input_size, dataset, device):
     "--csv", "csv_path", default=None, metavar="FILE", help="Also write the per-layer table to FILE (CSV)."
 )
 @json_option
-def model(name, module, input_size, device, dataset, P, G, dwc, se, convention, csv_path, as_json):
+def model(name, module, input_size, arguments, device, dataset, P, G, dwc, se, convention, csv_path, as_json):
     """FLOPs and parameters of zoo model NAME (or --module) with its convolutions replaced, layer by layer.
 
     \b
@@ -135,19 +147,22 @@ def model(name, module, input_size, device, dataset, P, G, dwc, se, convention, 
               hetcalc model resnet50 --dataset imagenet --P 4 --json
               hetcalc model --module torchvision.models:resnet18 --input-size 3 224 224 --P 4
               hetcalc model --module ./net.py:make_net --input-size 3 32 32 --dwc
+              hetcalc model --module torchvision.models:googlenet --arg aux_logits=False --input-size 3 224 224
     Every convolution but the first is replaced, except 1×1 ones (with K = 1 HetConv changes
     nothing); MobileNet's depthwise + pointwise pairs each become one layer M → N. Without
     --P, --gwc or --dwc the model is counted as it is. Reductions and speedup (Eq. 9) are
     against the unmodified model, counted the same way.
 
-    With --module, the model is built on the meta device and traced through one forward pass:
-    nn.Conv2d, nn.Linear and hetcalc's layers are recorded; grouped, dilated or non-square
-    convolutions are counted exactly and left as they are (the table says why); other
-    parameters are one more row; MACs of operations outside these layers are reported, not added.
+    With --module, the model is built on the meta device and traced through one forward pass
+    that counts every multiply-accumulate: nn.Conv2d, nn.Linear and hetcalc's layers are
+    recorded as layers; grouped, dilated or non-square convolutions are counted exactly and left
+    as they are (the table says why); every other MAC (attention, matmuls, Conv1d/3d, transposed
+    convolutions) is in the total under the module that ran it ("ops" rows), carried unchanged;
+    other parameters are one more row; parameters the forward never reads are reported.
     """
     from ..analyze import analyze
 
-    source = model_source(name, module, input_size, dataset, device)
+    source = model_source(name, module, input_size, dataset, device, arguments)
     report = analyze(
         source, dataset=dataset, variant=chosen_variant(P, G, dwc), P=P, G=G, se=se, convention=convention
     )
@@ -225,8 +240,14 @@ def render(report) -> None:
         f"{report.params_reduction_pct:.2f} % fewer. Convention: {report.convention}."
     )
     unchanged = {}  # traced models: why layers stay as they are, grouped by reason
+    carried = [f"{r['name']}: {r['note']}" for r in report.layers if r["kind"] == "ops"]
+    if carried:
+        out.print(
+            "In the totals, unchanged (operators outside the layers above): " + "; ".join(carried),
+            markup=False,
+        )
     for r in report.layers:
-        if r["note"]:
+        if r["note"] and r["kind"] != "ops":
             unchanged.setdefault(r["note"], []).append(r["name"])
     for reason, names in unchanged.items():
         out.print(f"Left as they are ({reason}): {', '.join(names)}", markup=False)

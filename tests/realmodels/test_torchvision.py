@@ -118,6 +118,7 @@ def params(model: nn.Module) -> int:
 
 # Published counts.
 
+
 @pytest.mark.parametrize("name", CLASSIFICATION)
 def test_published_params_and_flops(name):
     """hetcalc's exact counts reproduce ``num_params`` exactly and ``_ops`` to its last printed digit."""
@@ -127,7 +128,8 @@ def test_published_params_and_flops(name):
     assert report.params == weights.meta["num_params"]
     gmacs = Decimal(repr(weights.meta["_ops"]))
     assert abs(report.flops - int(gmacs * 10**9)) <= 500_000, (
-        f"{name} at {side}×{side}: {report.flops / 1e9:.6f} GMACs, published {gmacs} (rounded to 3 decimals)")
+        f"{name} at {side}×{side}: {report.flops / 1e9:.6f} GMACs, published {gmacs} (rounded to 3 decimals)"
+    )
 
 
 def test_inception_v3_aux_head_is_counted_in_params_and_reported_unused():
