@@ -17,7 +17,7 @@ crop size, and compared with ``weights.meta``:
 Models are built on the meta device (no weights allocated, nothing computed). RegNet cannot be
 *built* there (``BlockParams.from_init_params`` computes its widths with tensors and reads them
 back); it is built with its widths computed on the CPU and every parameter and buffer created
-on meta (``_parameters_on_meta``), so regnet_y_128gf (644.8M parameters) is never materialised.
+on meta (``hetcalc.trace.build``), so regnet_y_128gf (644.8M parameters) is never materialised.
 
 Detection and segmentation models (no weights downloaded) are counted for completeness of the
 totals, and converted CNNs are checked against fvcore to the integer.
@@ -26,8 +26,8 @@ totals, and converted CNNs are checked against fvcore to the integer.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from decimal import Decimal
+from functools import partial
 
 import pytest
 
@@ -42,7 +42,7 @@ from torchvision.models import detection, segmentation  # noqa: E402
 import hetcalc  # noqa: E402
 from hetcalc import fvcount  # noqa: E402
 from hetcalc.analyze import analyze  # noqa: E402
-from hetcalc.trace import trace  # noqa: E402
+from hetcalc.trace import build, trace, trace_factory  # noqa: E402
 
 CLASSIFICATION = models.list_models(module=models)
 
@@ -70,41 +70,15 @@ def published(name: str):
     return weights, build_args(name, weights), weights.transforms().crop_size[0]
 
 
-@contextmanager
-def _parameters_on_meta():
-    """Config arithmetic on the default device, every parameter and buffer moved to meta as it is registered.
-
-    For models whose construction reads tensors back (RegNet): under ``torch.device("meta")``
-    that raises "Cannot copy out of meta tensor". Each parameter is created empty on the CPU and
-    moved at once, so at most one tensor is ever allocated, uninitialised; init runs on meta.
-    """
-    register_parameter, register_buffer = nn.Module.register_parameter, nn.Module.register_buffer
-
-    def parameter_on_meta(module, name, param):
-        register_parameter(module, name, param)
-        if param is not None:
-            module._parameters[name] = type(param)(param.to("meta"), requires_grad=param.requires_grad)
-
-    def buffer_on_meta(module, name, tensor, persistent=True):
-        register_buffer(module, name, None if tensor is None else tensor.to("meta"), persistent)
-
-    nn.Module.register_parameter, nn.Module.register_buffer = parameter_on_meta, buffer_on_meta
-    try:
-        yield
-    finally:
-        nn.Module.register_parameter, nn.Module.register_buffer = register_parameter, register_buffer
-
-
 def build_on_meta(builder, **args) -> nn.Module:
-    """``builder(weights=None, **args)`` with no weight allocated: on the meta device, else _parameters_on_meta."""
-    try:
-        with torch.device("meta"):
-            model = builder(weights=None, **args)
-    except Exception:  # RegNet: "Cannot copy out of meta tensor; no data!" while it computes its widths
-        with _parameters_on_meta():
-            model = builder(weights=None, **args)
-    tensors = [*model.parameters(), *model.buffers()]
-    assert all(t.is_meta for t in tensors), "a tensor was materialised"
+    """``builder(weights=None, **args)`` with no weight allocated, as ``hetcalc model --module`` builds it.
+
+    ``hetcalc.trace.build`` builds on the meta device, or, for a factory that computes with real
+    tensors while it builds (RegNet), on the CPU with every parameter and buffer moved to meta
+    as it is registered.
+    """
+    model = build(partial(builder, weights=None, **args), "meta")
+    assert all(t.is_meta for t in [*model.parameters(), *model.buffers()]), "a tensor was materialised"
     return model
 
 
@@ -191,8 +165,11 @@ def test_detection_and_segmentation_count(name):
     builder, input_size, data_dependent = DENSE[name]
     torch.manual_seed(0)
     model = build_on_meta(builder, weights_backbone=None)
-    report = exact(model, input_size)
+    spec = trace_factory(builder, input_size, arguments={"weights": None, "weights_backbone": None})
+    report = analyze(spec, convention="exact", variant="standard")
     assert report.params == params(model)
+    if data_dependent:  # meta has no nonzero kernel: counted on the CPU, and said so first
+        assert report.notes[0].startswith("counted on the CPU: the meta device cannot run it"), report.notes
     backbone = conv_macs(model, model.backbone, input_size)
     assert backbone > 0
     assert report.flops >= backbone
