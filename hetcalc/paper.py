@@ -162,3 +162,45 @@ def table1_frame(convention: str = "paper"):
     import pandas as pd
 
     return pd.DataFrame(table1(convention))
+
+
+HETCONV_ROWS = (
+    "P1",
+    "P2",
+    "P4",
+    "P8",
+    "P16",
+    "P32",
+    "P64",
+)  # Table 1's HetConv rows: `hetcalc table`'s default
+
+
+def variant_table(model, variants=HETCONV_ROWS, convention: str = "paper", dataset=None) -> list[dict]:
+    """Table 1 for any model: one row per variant in the paper's naming (P4, PC, P4_SE, GWC4_PWC, DWC_PWC).
+
+    ``model``: a zoo name or a ModelSpec. Counts are ``hetcalc.analyze``'s, exact (int or float
+    under the paper convention); reductions in % are against the first row (None there).
+    """
+    rows, first = [], None
+    for name in variants:
+        try:
+            options = row_options(f"X_{name}")
+        except InvalidInput:
+            raise InvalidInput(
+                "variant",
+                f"{name!r} is not in the paper's naming: P<n>, PC, P<n>_SE, GWC<n>_PWC or DWC_PWC",
+            ) from None
+        report = analyze(model, dataset=dataset, convention=convention, **options)
+        first = first or report
+        rows.append(
+            {
+                "variant": name,
+                "flops": report.flops,
+                "params": report.params,
+                "flops_reduction_pct": None if report is first else cost.saved_pct(report.flops, first.flops),
+                "params_reduction_pct": None
+                if report is first
+                else cost.saved_pct(report.params, first.params),
+            }
+        )
+    return rows

@@ -18,20 +18,27 @@ def layer_costs(
     return {kind: (value, kinds.layer_cost(spec, kind, value, mid)) for kind, value in settings.items()}
 
 
-def layer_rows(
-    spec: ConvSpec, P: int, G: int | None = None, mid: int | None = None, grouped_sum: bool = False
-) -> list[dict]:
-    """One row per kind: flops, macs, adds, params, reduction (Eqs. 5, 7, 11), speedup (Eq. 9), latency."""
-    costs = layer_costs(spec, P, G, mid, grouped_sum)
-    base = costs["standard"][1]
+def layer_rows(spec: ConvSpec, P, G=None, mid: int | None = None, grouped_sum: bool = False) -> list[dict]:
+    """One row per kind and setting: flops, macs, adds, params, reduction (Eqs. 5, 7, 11), speedup (Eq. 9),
+    latency. ``P`` and ``G`` may be lists (a sweep): one HetConv row per P, one GWC+PWC row per G
+    (G defaults to P)."""
+    Ps = list(P) if isinstance(P, (list, tuple)) else [P]
+    Gs = Ps if G is None else list(G) if isinstance(G, (list, tuple)) else [G]
+    settings = [("standard", None), *(("hetconv", p) for p in Ps), ("dwc_pwc", None)]
+    settings += [("gwc_pwc", g) for g in Gs]
+    settings += [("hetconv_grouped_sum", p) for p in Ps] if grouped_sum else []
+    base = cost.standard(spec)
     rows = []
-    for name, (value, c) in costs.items():
+    for name, value in settings:
         kind = kinds.get(name)
+        c = kinds.layer_cost(spec, name, value, mid)
         reduction = Fraction(c.flops, base.flops)
         rows.append(
             {
                 "kind": name,
                 "label": kind.title(value),
+                "P": value if kind.parameter == "P" else None,
+                "G": value if kind.parameter == "G" else None,
                 "flops": c.flops,
                 "macs": c.macs,
                 "adds": c.adds,
@@ -46,31 +53,45 @@ def layer_rows(
     return rows
 
 
-def layer_verdicts(spec: ConvSpec, P: int, G: int | None = None) -> list[dict]:
-    """Eqs. 8 and 12 made concrete for this layer's K (ratios of MACs to the standard conv).
+def layer_verdicts(spec: ConvSpec, rows: list[dict]) -> list[dict]:
+    """Eqs. 12 and 8 for this layer, comparing the reductions its table (``layer_rows``) shows.
 
-    Eq. 12: HetConv with P = G beats GWC+PWC with G groups. Eq. 8: HetConv with P = M beats
-    DWC+PWC (N = M). Each entry says whether the strict inequality holds here.
+    Eq. 12: HetConv with P = G beats GWC+PWC with G groups, for each P the table shows with the
+    same G (or its one P and one G, saying they differ). Eq. 8: HetConv with P = M beats the
+    table's DWC+PWC. Each entry says whether the strict inequality holds here, and in ``note``
+    where this layer departs from the equation's assumptions (P ≠ G, M ≠ N).
     """
-    G = P if G is None else G
-    het_g, gwc = cost.hetconv_reduction(G, spec.K), cost.gwc_pwc_reduction(G, spec.K)
-    het_m, dwc = cost.hetconv_reduction(spec.M, spec.K), cost.dwc_pwc_reduction(spec.M, spec.K)
-    return [
-        {
-            "equation": "Eq. 12",
-            "claim": f"HetConv P={G} < GWC+PWC G={G}",
-            "left": float(het_g),
-            "right": float(gwc),
-            "holds": het_g < gwc,
-        },
-        {
-            "equation": "Eq. 8",
-            "claim": f"HetConv P=M={spec.M} < DWC+PWC (N=M)",
-            "left": float(het_m),
-            "right": float(dwc),
-            "holds": het_m < dwc,
-        },
-    ]
+    het = {r["P"]: r for r in rows if r["kind"] == "hetconv"}
+    gwc = {r["G"]: r for r in rows if r["kind"] == "gwc_pwc"}
+    pairs = [(p, p) for p in het if p in gwc]
+    if not pairs and len(het) == len(gwc) == 1:
+        pairs = [(next(iter(het)), next(iter(gwc)))]
+    verdicts = []
+    for p, g in pairs:
+        notes = [f"Eq. 12 takes P = G; here P={p}, G={g}"] if p != g else []
+        if spec.M != spec.N:
+            notes.append("groupwise M → M, then pointwise M → N; Eq. 11 assumes M = N")
+        verdicts.append(_verdict("Eq. 12", f"HetConv P={p} < GWC+PWC G={g}", het[p], gwc[g], notes))
+    dwc = next(r for r in rows if r["kind"] == "dwc_pwc")
+    notes = [f"Eq. 8 takes N = M; here N={spec.N}"] if spec.N != spec.M else []
+    if kinds.ineligible(spec, "hetconv", spec.M):
+        left = {"reduction": float(cost.hetconv_reduction(spec.M, spec.K))}
+        notes.append(f"Eq. 5's value: {kinds.ineligible(spec, 'hetconv', spec.M)}")
+    else:
+        left = layer_rows(spec, spec.M)[1]
+    verdicts.append(_verdict("Eq. 8", f"HetConv P=M={spec.M} < DWC+PWC", left, dwc, notes))
+    return verdicts
+
+
+def _verdict(equation: str, claim: str, left: dict, right: dict, notes: list[str]) -> dict:
+    return {
+        "equation": equation,
+        "claim": claim,
+        "left": left["reduction"],
+        "right": right["reduction"],
+        "holds": left["reduction"] < right["reduction"],
+        "note": "; ".join(notes),
+    }
 
 
 def cheapest(rows: list[dict]) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from contextlib import nullcontext
 
 import click
 
@@ -25,6 +26,7 @@ COMMANDS = {
     "zoo": "hetcalc.cli.zoo:zoo",
     "paper": "hetcalc.cli.paper:paper",
     "bench": "hetcalc.cli.bench:bench",
+    "table": "hetcalc.cli.table:table",
 }
 
 
@@ -106,3 +108,36 @@ def main():
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object on stdout instead of a table."
 )
+csv_option = click.option(
+    "--csv",
+    "csv_path",
+    default=None,
+    metavar="FILE",
+    help="Also write the table's rows to FILE (.csv; - for stdout instead of the table).",
+)
+
+TORCH_EXTRA = "pip install 'hetcalc[torch]'"
+
+
+class TorchMissing(click.ClickException):
+    """A command that needs torch (or fvcore) ran where it is not installed: one line, exit 2."""
+
+    exit_code = 2
+
+
+def working(message: str):
+    """A transient status line on stderr while a slow step runs; nothing when stderr is not interactive."""
+    from ..render import console
+
+    err = console(stderr=True)
+    return err.status(message) if err.is_interactive else nullcontext()
+
+
+def needs_torch(what: str, modules: tuple[str, ...] = ("torch",)) -> None:
+    """Import ``modules`` (under a status line) or stop with one line naming the extra to install."""
+    with working(f"importing {', '.join(modules)}"):
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                raise TorchMissing(f"{what} needs {module}, which is not installed: {TORCH_EXTRA}") from None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..render import console, print_json, table
-from . import json_option
+from ..render import Column, check_csv_path, console, fitted, print_json, write_csv
+from . import csv_option, json_option, needs_torch, working
 
 
 @click.command()
@@ -64,8 +64,9 @@ from . import json_option
     is_flag=True,
     help="Input and weights in channels-last (NHWC) memory, for every layer alike.",
 )
+@csv_option
 @json_option
-def bench(M, N, K, D, batch, P, impls, threads, repeats, min_time, device, channels_last, as_json):
+def bench(M, N, K, D, batch, P, impls, threads, repeats, min_time, device, channels_last, csv_path, as_json):
     """Time nn.Conv2d and every HetConv implementation; measured speedup next to Eq. 9's theory.
 
     \b
@@ -76,7 +77,11 @@ def bench(M, N, K, D, batch, P, impls, threads, repeats, min_time, device, chann
     formula in hetcalc.cost: Eq. 5 for HetConv (exact and fast), 1/P + 1/K² for grouped_sum,
     Eq. 11 (G = P, mid = M) for GWC+PWC, Eq. 7 for DWC+PWC, the kept taps for the masked conv.
     """
-    from .. import bench as benchmark
+    if csv_path:
+        check_csv_path(csv_path)
+    needs_torch("hetcalc bench")
+    with working("preparing the layers"):
+        from .. import bench as benchmark
 
     names = benchmark.parse_impls(impls) if impls is not None else None
     err = console(stderr=True)
@@ -89,13 +94,18 @@ def bench(M, N, K, D, batch, P, impls, threads, repeats, min_time, device, chann
     result = benchmark.run(
         M, N, K, D, batch, P, names, threads, repeats, min_time, device, progress, channels_last=channels_last
     )
+    if csv_path:
+        write_csv(result["rows"], csv_path)
+        if csv_path == "-":
+            return
     if as_json:
         print_json(result)
         return
-    console().print(result_table(result))
+    out = console()
+    out.print(result_table(result, out.width))
 
 
-def result_table(result: dict):
+def result_table(result: dict, width: int | None = None):
     """The rich table of a ``hetcalc.bench.run`` result, the machine in its title."""
     layer, mach = result["layer"], result["machine"]
     title = (
@@ -105,14 +115,14 @@ def result_table(result: dict):
         f"torch {mach['torch']}" + (f", {mach['cuda']}" if mach["cuda"] else "")
     )
     columns = [
-        ("implementation", "left"),
-        ("device", "left"),
-        ("P", "right"),
-        ("ms", "right"),
-        ("speedup", "right"),
-        ("theory", "right"),
-        ("realised", "right"),
-        ("FLOPs speedup", "right"),
+        Column("implementation", "left"),
+        Column("device", "left", drop=3),
+        Column("P"),
+        Column("ms"),
+        Column("speedup"),
+        Column("theory"),
+        Column("realised", drop=2),
+        Column("FLOPs\nspeedup", drop=1),
     ]
     body = [
         [
@@ -133,4 +143,4 @@ def result_table(result: dict):
         "HetConv fast runs grouped_sum's MACs (1/P + 1/K²) for the paper's function class; the masked "
         "conv's theory counts its kept taps, but a dense runtime runs every tap and realises about 1×."
     )
-    return table(title, columns, body, caption)
+    return fitted(title, columns, body, caption, width=width)

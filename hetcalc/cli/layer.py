@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from ..errors import InvalidInput, positive_int
-from ..render import console, print_json, si, table
+from ..errors import InvalidInput, positive_int, whole_numbers
+from ..render import Column, check_csv_path, console, fitted, print_json, si, write_csv
 from ..report import cheapest, layer_rows, layer_verdicts
 from ..spec import ConvSpec, output_size
-from . import json_option
+from . import csv_option, json_option
 
 
 def resolve_output_size(D, D_in, K, stride, padding) -> tuple[int, str]:
@@ -16,6 +16,7 @@ def resolve_output_size(D, D_in, K, stride, padding) -> tuple[int, str]:
     if D is not None and D_in is not None:
         raise InvalidInput("--D", "give either --D (output size) or --D-in (input size), not both")
     if D_in is not None:
+        stride = 1 if stride is None else stride
         d_out = output_size(D_in, K, stride, padding)
         return (
             d_out,
@@ -23,6 +24,10 @@ def resolve_output_size(D, D_in, K, stride, padding) -> tuple[int, str]:
         )
     if padding is not None:
         raise InvalidInput("--padding", "needs --D-in (the input size it pads)")
+    if stride is not None:
+        raise InvalidInput(
+            "--stride", "needs --D-in (the input size it strides over; --D is the output size)"
+        )
     if D is None:
         return 1, "per output position (D_o = 1); pass --D or --D-in for a whole feature map"
     return positive_int("D", D), f"D_o = {D}"
@@ -33,9 +38,13 @@ def resolve_output_size(D, D_in, K, stride, padding) -> tuple[int, str]:
 @click.option("--N", "N", type=int, required=True, help="Output channels (filters) N.")
 @click.option("--K", "K", type=int, default=3, show_default=True, help="Kernel size K (K×K).")
 @click.option(
-    "--P", "P", type=int, default=4, show_default=True, help="HetConv part P: M/P kernels of K×K per filter."
+    "--P",
+    "P",
+    default="4",
+    show_default=True,
+    help="HetConv part P: M/P kernels of K×K per filter; a list (2,4,8) gives one row per value.",
 )
-@click.option("--G", "G", type=int, default=None, help="Groups of GWC+PWC  [default: P].")
+@click.option("--G", "G", default=None, help="Groups of GWC+PWC, or a list  [default: P].")
 @click.option(
     "--D",
     "D",
@@ -46,7 +55,7 @@ def resolve_output_size(D, D_in, K, stride, padding) -> tuple[int, str]:
 @click.option(
     "--D-in", "D_in", type=int, default=None, help="Input size D_i; D_o follows from --stride and --padding."
 )
-@click.option("--stride", type=int, default=1, show_default=True, help="Stride s.")
+@click.option("--stride", type=int, default=None, help="Stride s with --D-in  [default: 1].")
 @click.option("--padding", type=int, default=None, help="Padding p with --D-in  [default: K//2].")
 @click.option(
     "--bias/--no-bias",
@@ -59,27 +68,38 @@ def resolve_output_size(D, D_in, K, stride, padding) -> tuple[int, str]:
     is_flag=True,
     help="Also show the common public HetConv (grouped K×K + full 1×1, summed).",
 )
+@csv_option
 @json_option
-def layer(M, N, K, P, G, D, D_in, stride, padding, bias, grouped_sum, as_json):
+def layer(M, N, K, P, G, D, D_in, stride, padding, bias, grouped_sum, csv_path, as_json):
     """Cost of one layer M → N (K×K) as standard conv, HetConv, DWC+PWC and GWC+PWC.
 
     \b
     Example:  hetcalc layer --M 256 --N 256 --K 3 --P 8 --D 56
+              hetcalc layer --M 256 --N 256 --K 3 --P 2,4,8,16,32 --D 56
     FLOPs are multiply-accumulates (Eqs. 1–12 of the HetConv paper); reduction is FLOPs
     relative to the standard convolution (Eqs. 5, 7, 11), speedup its inverse (Eq. 9) and
     latency the extra sequential layers a replacement adds.
     """
     positive_int("K", K)
+    Ps = whole_numbers("P", P, "4 or 2,4,8")
+    Gs = None if G is None else whole_numbers("G", G, "4 or 2,4,8")
+    if csv_path:
+        check_csv_path(csv_path)
     d_out, d_note = resolve_output_size(D, D_in, K, stride, padding)
-    spec = ConvSpec(M=M, N=N, K=K, H=d_out, stride=stride, bias=bias)
-    rows = layer_rows(spec, P, G, grouped_sum=grouped_sum)
-    verdicts = layer_verdicts(spec, P, G)
+    spec = ConvSpec(M=M, N=N, K=K, H=d_out, stride=stride or 1, bias=bias)
+    rows = layer_rows(spec, Ps, Gs, grouped_sum=grouped_sum)
+    verdicts = layer_verdicts(spec, rows)
     notes = [d_note]
     if M != N:
         notes.append(
             "GWC+PWC: groupwise M → M, then pointwise M → N (the paper's experiments; Eq. 10 assumes M = N)"
         )
+    if csv_path:
+        write_csv(rows, csv_path)
+        if csv_path == "-":
+            return
     if as_json:
+        one = lambda values: values[0] if len(values) == 1 else values
         print_json(
             {
                 "unit": "multiply-accumulates",
@@ -88,10 +108,10 @@ def layer(M, N, K, P, G, D, D_in, stride, padding, bias, grouped_sum, as_json):
                     "N": N,
                     "K": K,
                     "D_out": d_out,
-                    "stride": stride,
+                    "stride": stride or 1,
                     "bias": bias,
-                    "P": P,
-                    "G": G or P,
+                    "P": one(Ps),
+                    "G": one(Gs or Ps),
                 },
                 "rows": rows,
                 "comparisons": verdicts,
@@ -103,13 +123,13 @@ def layer(M, N, K, P, G, D, D_in, stride, padding, bias, grouped_sum, as_json):
     out = console()
     title = f"Layer {M} → {N}, {K}×{K}, D_o = {d_out}" + (", with bias" if bias else "")
     columns = [
-        ("kind", "left"),
-        ("FLOPs (MACs)", "right"),
-        ("params", "right"),
-        ("reduction", "right"),
-        ("speedup", "right"),
-        ("latency", "right"),
-        ("equation", "left"),
+        Column("kind", "left"),
+        Column("FLOPs\n(MACs)"),
+        Column("params"),
+        Column("reduction"),
+        Column("speedup"),
+        Column("latency", drop=2),
+        Column("equation", "left", drop=1),
     ]
     body = [
         [
@@ -124,11 +144,14 @@ def layer(M, N, K, P, G, D, D_in, stride, padding, bias, grouped_sum, as_json):
         for r in rows
     ]
     caption = "FLOPs = multiply-accumulates" + (" + bias adds" if bias else "") + "; " + "; ".join(notes)
-    out.print(table(title, columns, body, caption))
+    out.print(fitted(title, columns, body, caption, width=out.width))
     best = cheapest(rows)
     out.print(
         f"Cheapest: [bold]{best['label']}[/bold] ({si(best['flops'])} FLOPs, latency {best['latency']})."
     )
     for v in verdicts:
         mark = "holds" if v["holds"] else "does not hold"
-        out.print(f"{v['equation']}: {v['claim']}: {v['left']:.4f} vs {v['right']:.4f} of standard — {mark}.")
+        note = f" ({v['note']})" if v["note"] else ""
+        out.print(
+            f"{v['equation']}: {v['claim']}: {v['left']:.4f} vs {v['right']:.4f} of standard — {mark}{note}."
+        )

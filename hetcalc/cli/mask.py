@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..render import console, print_json, si, table
-from . import json_option
+from ..render import Column, check_csv_path, console, fitted, print_json, si, write_csv
+from . import csv_option, json_option, needs_torch
 
 
 @click.command()
@@ -23,8 +23,9 @@ from . import json_option
     show_default=True,
     help="Count N biases and one add per output element.",
 )
+@csv_option
 @json_option
-def mask(file, D, bias, as_json):
+def mask(file, D, bias, csv_path, as_json):
     """Count a binary topology mask: FLOPs = D_o² · kept taps, params = kept taps.
 
     FILE is a .npy holding one boolean N×M×K×K mask, or a .pt holding a tensor or a dict of
@@ -32,6 +33,10 @@ def mask(file, D, bias, as_json):
     The dense columns are what a runtime that executes the full K×K filter bank pays
     (what fvcore traces for a masked nn.Conv2d); the effective columns count kept taps only.
     """
+    if csv_path:
+        check_csv_path(csv_path)
+    if str(file).endswith(".pt"):
+        needs_torch("hetcalc mask FILE.pt")
     from ..masks import load
 
     rows = [layer.report(bias) for layer in load(file, D)]
@@ -39,21 +44,25 @@ def mask(file, D, bias, as_json):
         key: sum(r[key] for r in rows)
         for key in ("flops", "params", "dense_flops", "dense_params", "kept_taps")
     }
+    if csv_path:
+        write_csv(rows, csv_path)
+        if csv_path == "-":
+            return
     if as_json:
         print_json({"file": str(file), "unit": "multiply-accumulates", **totals, "layers": rows})
         return
     columns = [
-        ("layer", "left"),
-        ("N×M×K×K", "left"),
-        ("D_o", "right"),
-        ("density", "right"),
-        ("FLOPs", "right"),
-        ("dense FLOPs", "right"),
-        ("params", "right"),
-        ("full", "right"),
-        ("1×1", "right"),
-        ("empty", "right"),
-        ("other", "right"),
+        Column("layer", "left", fold=True),
+        Column("N×M×K×K", "left"),
+        Column("D_o"),
+        Column("density", drop=2),
+        Column("FLOPs"),
+        Column("dense\nFLOPs"),
+        Column("params"),
+        Column("full", drop=1),
+        Column("1×1", drop=1),
+        Column("empty", drop=1),
+        Column("other", drop=1),
     ]
     body = [
         [
@@ -91,4 +100,5 @@ def mask(file, D, bias, as_json):
         "what a dense conv with the mask applied pays. Kernels by effective shape: full K×K, centre-only 1×1, "
         "empty, other."
     )
-    console().print(table(f"Topology mask {file}", columns, body, caption))
+    out = console()
+    out.print(fitted(f"Topology mask {file}", columns, body, caption, width=out.width))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
-from ..errors import InvalidInput, existing_folder
-from ..render import console, print_json, si, table
-from . import json_option
+from ..errors import InvalidInput
+from ..render import Column, check_csv_path, console, fitted, print_json, si
+from ..render import write_csv as write_rows
+from . import json_option, needs_torch, working
 
 
 def convention_option_with(default: str):
@@ -36,26 +35,20 @@ def chosen_variant(P, G, dwc) -> str:
 
 
 def write_csv(report, path: str) -> None:
-    """The per-layer table as CSV (pandas), written whole or not at all."""
-    existing_folder("--csv", path)
-    frame = report.frame().assign(convention=report.convention)
-    partial = f"{path}.part"
-    try:
-        frame.to_csv(partial, index=False)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+    """The per-layer table as CSV (one row per layer, with the convention), written whole or not at all."""
+    write_rows([{**r, "convention": report.convention} for r in report.layers], path)
 
 
 def traced(module, input_size, device, arguments=()):
     """The ModelSpec of a user's model (``--module``): torch is imported here, only when asked for."""
+    needs_torch("--module")
     from ..trace import factory_arguments, load_factory, trace_factory
 
     factory = load_factory(module)
-    return trace_factory(
-        factory, input_size or None, name=module, device=device, arguments=factory_arguments(arguments)
-    )
+    with working(f"tracing {module}"):
+        return trace_factory(
+            factory, input_size or None, name=module, device=device, arguments=factory_arguments(arguments)
+        )
 
 
 def model_source(name, module, input_size, dataset, device, arguments=()):
@@ -136,7 +129,11 @@ def model_source(name, module, input_size, dataset, device, arguments=()):
 )
 @convention_option
 @click.option(
-    "--csv", "csv_path", default=None, metavar="FILE", help="Also write the per-layer table to FILE (CSV)."
+    "--csv",
+    "csv_path",
+    default=None,
+    metavar="FILE",
+    help="Also write the per-layer table to FILE (.csv; - for stdout instead of the table).",
 )
 @json_option
 def model(name, module, input_size, arguments, device, dataset, P, G, dwc, se, convention, csv_path, as_json):
@@ -162,16 +159,41 @@ def model(name, module, input_size, arguments, device, dataset, P, G, dwc, se, c
     """
     from ..analyze import analyze
 
+    if csv_path:
+        check_csv_path(csv_path, "--csv")
     source = model_source(name, module, input_size, dataset, device, arguments)
     report = analyze(
         source, dataset=dataset, variant=chosen_variant(P, G, dwc), P=P, G=G, se=se, convention=convention
     )
     if csv_path:
         write_csv(report, csv_path)
+        if csv_path == "-":
+            return
     if as_json:
         print_json(report.to_dict())
         return
     render(report)
+
+
+def shape_text(r) -> str:
+    """'64→128 3×3 s2': channels, kernel and stride of a layer row in one cell."""
+    if r["M"] is None:
+        return ""
+    text = f"{r['M']}→{r['N']}"
+    if r["K"]:
+        text += f" {r['K']}×{r['K']}" + (f" s{r['stride']}" if r["stride"] and r["stride"] > 1 else "")
+    return text
+
+
+def kind_text(r) -> str:
+    """'hetconv P=4 +SE/8': the kind a layer is counted as, with its P or G and SE."""
+    setting = f" P={r['P']}" if r["P"] else f" G={r['G']}" if r["G"] else ""
+    return r["kind"] + setting + (f" +SE/{r['se']}" if r["se"] else "")
+
+
+def change_text(pct: float) -> str:
+    """'85.53 % fewer' or '186.95 % more'."""
+    return f"{abs(pct):.2f} % {'fewer' if pct >= 0 else 'more'}"
 
 
 def render(report) -> None:
@@ -179,65 +201,43 @@ def render(report) -> None:
     context = f"{report.dataset}, input" if report.dataset else "input"
     title = f"{report.model} ({context} {C}×{H}×{W}): {report.variant_title()}"
     columns = [
-        ("layer", "left"),
-        ("kind", "left"),
-        ("M → N", "right"),
-        ("K", "right"),
-        ("stride", "right"),
-        ("D_o", "right"),
-        ("P/G", "right"),
-        ("FLOPs before", "right"),
-        ("FLOPs after", "right"),
-        ("params before", "right"),
-        ("params after", "right"),
+        Column("layer", "left", fold=True),
+        Column("kind", "left"),
+        Column("was", "left", drop=4),
+        Column("M→N K", "left"),
+        Column("D_o", drop=3),
+        Column("FLOPs\nbefore"),
+        Column("FLOPs\nafter"),
+        Column("params\nbefore", drop=2),
+        Column("params\nafter", drop=1),
     ]
     body = []
     for r in report.layers:
-        setting = r["P"] or r["G"] or ""
-        kind = r["kind"] if r["kind"] == r["kind_before"] else f"{r['kind_before']} → {r['kind']}"
         size = r["D_out"] if r["W_out"] == r["D_out"] else f"{r['D_out']}×{r['W_out']}"
-        channels = f"{r['M']} → {r['N']}" if r["M"] is not None else ""
         body.append(
             [
                 r["name"],
-                kind + (f" + SE/{r['se']}" if r["se"] else ""),
-                channels,
-                r["K"] or "",
-                r["stride"] or "",
+                kind_text(r),
+                r["kind_before"] if r["kind_before"] != r["kind"] else "",
+                shape_text(r),
                 "" if size is None else size,
-                setting,
                 si(r["flops_before"]),
                 si(r["flops_after"]),
                 si(r["params_before"]),
                 si(r["params_after"]),
             ]
         )
-    t = table(title, columns, body, caption=f"convention: {report.convention} — {conventions_unit(report)}")
-    t.show_footer = True
-    for column, value in zip(
-        t.columns,
-        [
-            "total",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            si(report.baseline_flops),
-            si(report.flops),
-            si(report.baseline_params),
-            si(report.params),
-        ],
-    ):
-        column.footer = value
+    footer = ["total", "", "", "", ""] + [
+        si(v) for v in (report.baseline_flops, report.flops, report.baseline_params, report.params)
+    ]
     out = console()
-    out.print(t)
+    caption = f"convention: {report.convention} — {conventions_unit(report)}"
+    out.print(fitted(title, columns, body, caption, footer, width=out.width))
     out.print(
         f"FLOPs {si(report.flops, 4)} (baseline {si(report.baseline_flops, 4)}): "
-        f"{report.flops_reduction_pct:.2f} % fewer, speedup {report.speedup:.2f}× (Eq. 9); "
+        f"{change_text(report.flops_reduction_pct)}, speedup {report.speedup:.2f}× (Eq. 9); "
         f"params {si(report.params, 4)} (baseline {si(report.baseline_params, 4)}): "
-        f"{report.params_reduction_pct:.2f} % fewer. Convention: {report.convention}."
+        f"{change_text(report.params_reduction_pct)}. Convention: {report.convention}."
     )
     unchanged = {}  # traced models: why layers stay as they are, grouped by reason
     carried = [f"{r['name']}: {r['note']}" for r in report.layers if r["kind"] == "ops"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..render import console, print_json, table
-from . import json_option
+from ..render import Column, check_csv_path, console, fitted, print_json, write_csv
+from . import csv_option, json_option
 from .model import convention_option
 
 
@@ -14,17 +14,17 @@ def paper():
     """The paper's published numbers, reproduced."""
 
 
-def _ours(value, delta, ok, digits: int) -> str:
-    """'175.2350 +0.0050 ✓': ours, the delta to the published value, and whether it reproduces."""
-    if ok is None:
-        return f"{value:.{digits}f}"
-    return f"{value:.{digits}f} {delta:+.{digits}f} {'✓' if ok else '✗'}"
+def _ours(value, ok, digits: int) -> str:
+    """'175.2350 ✓': ours, and whether it reproduces the published value."""
+    mark = "" if ok is None else " [green]✓[/green]" if ok else " [red]✗[/red]"
+    return f"{value:.{digits}f}{mark}"
 
 
 @paper.command()
 @convention_option
+@csv_option
 @json_option
-def table1(convention, as_json):
+def table1(convention, csv_path, as_json):
     """Table 1 (VGG-16 on CIFAR-10): published beside reproduced, with deltas.
 
     A value reproduces when it lies within 0.01 of the published one (one unit in its last
@@ -35,7 +35,13 @@ def table1(convention, as_json):
     from ..paper import DATASET, MODEL, TOLERANCE
     from ..paper import table1 as rows_of
 
+    if csv_path:
+        check_csv_path(csv_path)
     rows = rows_of(convention)
+    if csv_path:
+        write_csv([{**r, "convention": convention} for r in rows], csv_path)
+        if csv_path == "-":
+            return
     if as_json:
         print_json(
             {
@@ -50,9 +56,9 @@ def table1(convention, as_json):
             }
         )
         return
-    columns = [("row", "left")]
-    for header in ("FLOPs", "FLOPs red.", "params", "params red."):
-        columns += [(header, "right"), ("ours, Δ", "right")]
+    columns = [Column("row", "left")]
+    for header in ("FLOPs\n(M)", "FLOPs\nred. %", "params\n(M)", "params\nred. %"):
+        columns += [Column(header), Column("ours"), Column("Δ", drop=1)]
     body = []
     for r in rows:
         line = [r["row"].split("_", 1)[1]]
@@ -62,22 +68,22 @@ def table1(convention, as_json):
             ("params", 4),
             ("params_reduction_pct", 3),
         ):
-            published = r[f"published_{column}"]
+            published, delta = r[f"published_{column}"], r[f"delta_{column}"]
             line += [
                 "—" if published is None else f"{published:.2f}",
-                _ours(r[column], r[f"delta_{column}"], r[f"{column}_ok"], digits),
+                _ours(r[column], r[f"{column}_ok"], digits),
+                "" if delta is None else f"{delta:+.{digits}f}",
             ]
         body.append(line)
     out = console()
-    t = table(
+    t = fitted(
         f"Table 1: VGG-16 ({MODEL}) on {DATASET}, published vs hetcalc, convention: {convention}",
         columns,
         body,
-        caption=f"Published beside ours; FLOPs and params in M, reductions in %. "
+        caption=f"Published beside ours (Δ = ours − published); FLOPs and params in M, reductions in %. "
         f"{UNIT[convention]}. ✓: |Δ| ≤ {TOLERANCE} (one unit in the last published digit).",
+        width=out.width,
     )
-    for column in t.columns:
-        column.no_wrap = True
     out.print(t)
     counts = {
         column: (

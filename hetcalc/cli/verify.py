@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..render import console, print_json, table
-from . import json_option
+from ..render import Column, check_csv_path, console, fitted, print_json, write_csv
+from . import csv_option, json_option, needs_torch
 
 UNIT = (
     "multiply-accumulates; fvcore counts no bias additions, so hetcalc's Cost.macs "
@@ -44,8 +44,9 @@ def skipped_text(row) -> str:
     show_default=True,
     help="Also check zoo models (ResNet-56, VGG-16, MobileNet on CIFAR-10) against the exact convention.",
 )
+@csv_option
 @json_option
-def verify(quick, models, as_json):
+def verify(quick, models, csv_path, as_json):
     """Check hetcalc's symbolic counts against fvcore's trace of real PyTorch layers and models.
 
     Builds standard, HetConv (exact and grouped_sum), DWC+PWC and GWC+PWC layers over a grid of
@@ -55,6 +56,9 @@ def verify(quick, models, as_json):
     convention counts convolution and linear MACs only. Exit 1 on any mismatch, or when fvcore
     skipped an operator that may carry multiply-accumulates.
     """
+    if csv_path:
+        check_csv_path(csv_path)
+    needs_torch("hetcalc verify", ("torch", "fvcore"))
     from rich.progress import track
 
     from .. import verify as checks
@@ -80,7 +84,11 @@ def verify(quick, models, as_json):
     for row in rows:
         for op, times in row["ignored_ops"].items():
             skipped[op] = skipped.get(op, 0) + times
-    if as_json:
+    if csv_path:
+        write_csv(rows, csv_path)
+    if csv_path == "-":
+        pass
+    elif as_json:
         print_json(
             {
                 "unit": UNIT,
@@ -96,14 +104,14 @@ def verify(quick, models, as_json):
     else:
         out = console()
         columns = [
-            ("kind", "left"),
-            ("config", "left"),
-            ("MACs hetcalc", "right"),
-            ("MACs fvcore", "right"),
-            ("params hetcalc", "right"),
-            ("params fvcore", "right"),
-            ("match", "center"),
-            ("fvcore skipped", "left"),
+            Column("kind", "left"),
+            Column("config", "left", fold=True, wrap=True),
+            Column("MACs\nhetcalc"),
+            Column("MACs\nfvcore", drop=2),
+            Column("params\nhetcalc"),
+            Column("params\nfvcore", drop=2),
+            Column("match", "center"),
+            Column("fvcore\nskipped", "left", drop=1),
         ]
         body = [
             [
@@ -118,23 +126,23 @@ def verify(quick, models, as_json):
             ]
             for r in rows
         ]
-        out.print(table(f"hetcalc vs fvcore: {len(rows)} layers", columns, body, caption=f"FLOPs = {UNIT}."))
+        title = f"hetcalc vs fvcore: {len(rows)} layers"
+        out.print(fitted(title, columns, body, caption=f"FLOPs = {UNIT}.", width=out.width))
         if skipped:
             legend = [
                 [
                     op,
                     f"{times:,}",
-                    FREE_OPS.get(op, "[red]not known to be free: may carry multiply-accumulates[/red]"),
+                    FREE_OPS.get(op, "not known to be free: may carry multiply-accumulates"),
                 ]
                 for op, times in sorted(skipped.items())
             ]
-            out.print(
-                table(
-                    "Operators fvcore did not count",
-                    [("operator", "left"), ("times", "right"), ("why that costs no MACs", "left")],
-                    legend,
-                )
-            )
+            legend_columns = [
+                Column("operator", "left"),
+                Column("times"),
+                Column("why that costs no MACs", "left", fold=True, wrap=True),
+            ]
+            out.print(fitted("Operators fvcore did not count", legend_columns, legend, width=out.width))
         if models:
             out.print(
                 "Model rows: fvcore handles zeroed (no convolution or linear MACs): "

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import click
 
-from ..render import console, print_json, si, table
-from . import json_option
+from ..render import Column, check_csv_path, console, fitted, print_json, si, write_csv
+from . import csv_option, json_option
 from .model import convention_option_with
 
 
 @click.command()
 @click.argument("pattern", default="*")
 @convention_option_with("exact")  # the real networks' parameters, as nn.Module.parameters() counts
+@csv_option
 @json_option
-def zoo(pattern, convention, as_json):
+def zoo(pattern, convention, csv_path, as_json):
     """List the zoo models matching PATTERN (shell-style, default all), as defined on their default dataset.
 
     Any model can be counted with 'hetcalc model NAME'; --dataset picks another of its datasets.
@@ -22,6 +23,8 @@ def zoo(pattern, convention, as_json):
     from ..conventions import UNIT
     from ..zoo import list_models, model_datasets, model_doc
 
+    if csv_path:
+        check_csv_path(csv_path)
     rows = []
     for name in list_models(pattern):
         report = analyze(name, variant="standard", convention=convention)
@@ -36,17 +39,26 @@ def zoo(pattern, convention, as_json):
                 "description": model_doc(name),
             }
         )
+    if csv_path:
+        write_csv([{**r, "convention": convention} for r in rows], csv_path)
+        if csv_path == "-":
+            return
     if as_json:
         print_json({"convention": convention, "unit": UNIT[convention], "models": rows})
         return
+    if not rows:
+        console().print(
+            f"No zoo model matches {pattern!r}; known models: {', '.join(list_models())}.", markup=False
+        )
+        return
     columns = [
-        ("model", "left"),
-        ("dataset", "left"),
-        ("also", "left"),
-        ("input", "right"),
-        ("FLOPs", "right"),
-        ("params", "right"),
-        ("description", "left"),
+        Column("model", "left"),
+        Column("dataset", "left"),
+        Column("also", "left", drop=2),
+        Column("input"),
+        Column("FLOPs"),
+        Column("params"),
+        Column("description", "left", drop=1, fold=True, wrap=True),
     ]
     body = [
         [
@@ -60,11 +72,6 @@ def zoo(pattern, convention, as_json):
         ]
         for r in rows
     ]
-    console().print(
-        table(
-            f"hetcalc model zoo ({len(rows)} models)",
-            columns,
-            body,
-            caption=f"convention: {convention} — {UNIT[convention]}",
-        )
-    )
+    out = console()
+    title = f"hetcalc model zoo ({len(rows)} models)"
+    out.print(fitted(title, columns, body, f"convention: {convention} — {UNIT[convention]}", width=out.width))

@@ -1,0 +1,202 @@
+"""``hetcalc table``: the paper's Table 1 for any model, as a terminal table, Markdown, LaTeX, CSV or JSON."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import InvalidInput
+from ..render import Column, check_csv_path, console, fitted, in_unit, prefix_for, print_json, write_csv
+from . import csv_option
+from .model import convention_option, model_source
+
+FORMATS = ("rich", "markdown", "latex", "csv", "json")
+
+
+@click.command()
+@click.argument("words", nargs=-1, metavar="[NAME] [VARIANT]...")
+@click.option(
+    "--module",
+    default=None,
+    metavar="PKG.MOD:FACTORY",
+    help="Your own nn.Module instead of a zoo NAME (as in 'hetcalc model --module'); needs --input-size.",
+)
+@click.option(
+    "--input-size", type=int, nargs=3, default=None, metavar="C H W", help="With --module: one input, C H W."
+)
+@click.option(
+    "--device",
+    type=click.Choice(["meta", "cpu"]),
+    default="meta",
+    show_default=True,
+    help="With --module: build on meta (no weights) or cpu.",
+)
+@click.option(
+    "--dataset", default=None, help="cifar10 or imagenet  [default: the model's own; see 'hetcalc zoo']."
+)
+@convention_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="rich",
+    show_default=True,
+    help="rich: a terminal table; markdown; latex (booktabs); csv; json.",
+)
+@csv_option
+def table(words, module, input_size, device, dataset, convention, fmt, csv_path):
+    """Table 1 of the HetConv paper for any model: FLOPs, params and their reductions per variant.
+
+    \b
+    Example:  hetcalc table vgg16
+              hetcalc table resnet50 P4 P8 PC GWC4_PWC DWC_PWC P4_SE --format latex
+              hetcalc table --module torchvision.models:resnet18 --input-size 3 224 224 P2 P4
+    Variants in the paper's naming: Pα (HetConv, P = α), PC (P = each layer's input channels),
+    Pα_SE (with Squeeze-and-Excitation, reduction 8), GWCβ_PWC, DWC_PWC. Without variants: the
+    HetConv rows of Table 1, P1 … P64. Reductions are against the first row (P1: the unmodified model).
+    Every number is that of 'hetcalc model NAME … --json'.
+    """
+    from ..conventions import UNIT
+    from ..paper import HETCONV_ROWS, variant_table
+
+    if csv_path:
+        check_csv_path(csv_path)
+    name, variants = (None, list(words)) if module else (words[0] if words else None, list(words[1:]))
+    source = model_source(name, module, input_size, dataset, device)
+    try:
+        rows = variant_table(source, variants or HETCONV_ROWS, convention, dataset)
+    except InvalidInput as error:
+        if error.parameter != "variant":
+            raise
+        raise InvalidInput("VARIANT", error.reason) from None
+    report_of = _context(source, dataset)
+    payload = {
+        "model": report_of["model"],
+        "input_size": report_of["input"],
+        "convention": convention,
+        "unit": UNIT[convention],
+        "rows": rows,
+    }
+    if csv_path:
+        write_csv(rows, csv_path)
+        if csv_path == "-":
+            return
+    if fmt == "json":
+        print_json(payload)
+    elif fmt == "csv":
+        write_csv(rows, "-")
+    elif fmt == "markdown":
+        click.echo(markdown(payload, report_of["dataset"]))
+    elif fmt == "latex":
+        click.echo(latex(payload, report_of["dataset"]))
+    else:
+        out = console()
+        flops, params, body = _cells(rows)
+        columns = [
+            Column("variant", "left"),
+            Column(f"FLOPs ({flops})"),
+            Column("FLOPs\nreduced"),
+            Column(f"params ({params})"),
+            Column("params\nreduced"),
+        ]
+        title = f"{payload['model']} ({_where(report_of['dataset'], payload['input_size'])}): Table 1"
+        caption = (
+            f"convention: {convention} — {UNIT[convention]}. "
+            f"Reductions against {rows[0]['variant']}; FLOPs = multiply-accumulates."
+        )
+        out.print(fitted(title, columns, body, caption, width=out.width))
+
+
+def _context(source, dataset) -> dict:
+    """Model name, dataset and input of what is counted (a zoo name or a traced ModelSpec)."""
+    from ..records import ModelSpec
+    from ..zoo import get_model
+
+    spec = source if isinstance(source, ModelSpec) else get_model(source, dataset)
+    if spec is None:
+        raise InvalidInput("MODEL", "nothing to count")
+    return {"model": spec.name, "dataset": spec.dataset, "input": list(spec.input)}
+
+
+def _where(dataset, size, times: str = "×") -> str:
+    shape = times.join(map(str, size))
+    return f"{dataset}, input {shape}" if dataset else f"input {shape}"
+
+
+def _cells(rows: list[dict]) -> tuple[str, str, list[list[str]]]:
+    """(FLOPs prefix, params prefix, rows of text): counts in one unit per column, two decimals, as the paper."""
+    f_scale, f_prefix = prefix_for([r["flops"] for r in rows])
+    p_scale, p_prefix = prefix_for([r["params"] for r in rows])
+    pct = lambda v: "—" if v is None else f"{v:.2f}%"
+    body = [
+        [
+            r["variant"],
+            in_unit(r["flops"], f_scale),
+            pct(r["flops_reduction_pct"]),
+            in_unit(r["params"], p_scale),
+            pct(r["params_reduction_pct"]),
+        ]
+        for r in rows
+    ]
+    return f_prefix or "count", p_prefix or "count", body
+
+
+def markdown(payload: dict, dataset) -> str:
+    """A GitHub-flavoured Markdown table (numbers right-aligned) with its context in a line above."""
+    flops, params, body = _cells(payload["rows"])
+    lines = [
+        f"**{payload['model']}** ({_where(dataset, payload['input_size'])}), convention: "
+        f"{payload['convention']} — {payload['unit']}; reductions against {payload['rows'][0]['variant']}.",
+        "",
+        f"| Variant | FLOPs ({flops}) | FLOPs reduced | Params ({params}) | Params reduced |",
+        "|:---|---:|---:|---:|---:|",
+    ]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return "\n".join(lines)
+
+
+_LATEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "×": r"$\times$",
+    "—": "---",
+    "→": r"$\to$",
+    "²": r"$^2$",
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX.get(char, char) for char in str(text))
+
+
+def latex(payload: dict, dataset) -> str:
+    """A booktabs table (needs \\usepackage{booktabs}), numbers right-aligned, the context in its caption."""
+    flops, params, body = _cells(payload["rows"])
+    caption = (
+        f"FLOPs and parameters of {payload['model']} ({_where(dataset, payload['input_size'])}) per variant "
+        f"(HetConv paper naming), reductions against {payload['rows'][0]['variant']}. "
+        f"Convention: {payload['convention']} ({payload['unit']}). "
+        f"FLOPs in {flops} multiply-accumulates, params in {params}."
+    )
+    label = "".join(c if c.isalnum() else "-" for c in payload["model"]).strip("-")
+    lines = [
+        "% hetcalc table; needs \\usepackage{booktabs}",
+        "\\begin{table}[t]",
+        "  \\centering",
+        f"  \\caption{{{latex_escape(caption)}}}",
+        f"  \\label{{tab:hetcalc-{label}}}",
+        "  \\begin{tabular}{lrrrr}",
+        "    \\toprule",
+        f"    Variant & FLOPs ({flops}) & FLOPs reduced & Params ({params}) & Params reduced \\\\",
+        "    \\midrule",
+    ]
+    lines += ["    " + " & ".join(latex_escape(c) for c in cells) + " \\\\" for cells in body]
+    lines += ["    \\bottomrule", "  \\end{tabular}", "\\end{table}"]
+    return "\n".join(lines)
