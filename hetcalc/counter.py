@@ -395,6 +395,17 @@ class MacCounter(TorchDispatchMode):
         self.used_params: set[int] = set()  # ids of the model's parameters that some operator read
         self._meta_outputs: dict = {}
 
+    def subtree_macs(self) -> dict[str, int]:
+        """MACs of every module and everything below it, in one pass (each module's ancestors once)."""
+        totals: dict[str, int] = {}
+        for name, ops in self.by_module.items():
+            macs = sum(ops.values())
+            parts = name.split(".") if name else []
+            for i in range(len(parts) + 1):
+                prefix = ".".join(parts[:i])
+                totals[prefix] = totals.get(prefix, 0) + macs
+        return totals
+
     def macs_in(self, name: str) -> int:
         """MACs of module ``name`` and every module below it; "" is the total."""
         if name == "":

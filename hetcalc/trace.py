@@ -404,7 +404,8 @@ def _layers(model: nn.Module, calls, counter: MacCounter) -> tuple[list, list[st
         layers.append(record)
         by_module.setdefault(id(module), (module, qualified, []))[2].append(record)
     recorded = {name for _, name, _ in by_module.values()}
-    notes += [_note(module, records, counter.macs_in(name)) for module, name, records in by_module.values()]
+    subtree = counter.subtree_macs()
+    notes += [_note(module, records, subtree.get(name, 0)) for module, name, records in by_module.values()]
     layers += [
         Ops(name or type(model).__name__, tuple((op, macs) for op, macs in ops.items() if macs))
         for name, ops in counter.by_module.items()

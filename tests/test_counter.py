@@ -536,3 +536,12 @@ def test_data_dependent_operators_are_flagged():
     assert c.data_dependent["aten.index.Tensor"] == 1
     assert any("unique" in op for op in c.data_dependent)
     assert c.total == 0 and not c.uncounted
+
+
+def test_subtree_macs_agree_with_macs_in():
+    model = nn.Sequential(nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2)), nn.Linear(2, 3))
+    with MacCounter(model) as counter:
+        model(torch.zeros(5, 4))
+    subtree = counter.subtree_macs()
+    assert subtree == {name: counter.macs_in(name) for name in subtree}
+    assert subtree["0"] == 5 * (4 * 8 + 8 * 2) and subtree[""] == counter.total == subtree["0"] + 5 * 2 * 3

@@ -318,9 +318,9 @@ def test_cli_module_table(net_file, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "net:make_net (input 3×8×8): GWC+PWC G=2" in result.output
     assert "Left as they are (depthwise): convs.3" in result.output
-    assert "In the totals, unchanged (operators outside the layers above): Net: bmm 8,192" in " ".join(
-        result.output.split()
-    )
+    flat = " ".join(result.output.split())  # sentences wrap at the output's width (80 piped)
+    assert "In the totals, unchanged (operators outside the layers above): Net: bmm 8,192" in flat
+    assert "FLOPs by operator: convolution 26.20K, bmm 8.19K, linear 170." in flat
     assert "Warning" not in result.output
 
 

@@ -240,6 +240,11 @@ def render(report) -> None:
         f"{change_text(report.params_reduction_pct)}. Convention: {report.convention}."
     )
     unchanged = {}  # traced models: why layers stay as they are, grouped by reason
+    if len(report.flops_by_op) > 1:
+        parts = sorted(report.flops_by_op.items(), key=lambda item: -item[1])
+        out.print(
+            "FLOPs by operator: " + ", ".join(f"{op} {si(flops)}" for op, flops in parts) + ".", markup=False
+        )
     carried = [f"{r['name']}: {r['note']}" for r in report.layers if r["kind"] == "ops"]
     if carried:
         out.print(

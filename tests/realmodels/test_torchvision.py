@@ -197,7 +197,9 @@ FVCORE_NOT_MACS = {
 }
 # fvcore's by-operator names of the handles that count MACs; any other counted operator fails the check.
 FVCORE_MAC_OPERATORS = {"conv", "linear", "addmm", "mm", "matmul", "bmm", "einsum"}
-CONVERSION_MAX_PARAMS = 150_000_000  # larger models are not built on the CPU here (time and memory); VGG is in
+CONVERSION_MAX_PARAMS = (
+    150_000_000  # larger models are not built on the CPU here (time and memory); VGG is in
+)
 CONVERSION_SIDE = 64  # or the weights' min_size where it is larger (inception_v3: 75, maxvit_t: 224)
 
 
