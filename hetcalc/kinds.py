@@ -233,6 +233,17 @@ def layer_cost(spec: ConvSpec, kind: str, value=None, mid: int | None = None) ->
     return get(kind).cost(spec, value, mid)
 
 
+def of_layer(module) -> str:
+    """The kind a real layer of hetcalc runs: the kind whose ``layer`` is its class (HetConv2d: by ``impl``)."""
+    path = f"{type(module).__module__}:{type(module).__qualname__}"
+    names = [name for name, kind in KINDS.items() if kind.layer == path]
+    if len(names) > 1:
+        return IMPLS[module.impl]
+    if not names:
+        raise InvalidInput("module", f"{path} is not the layer of any kind; known: {', '.join(KINDS)}")
+    return names[0]
+
+
 def layer_class(kind: str):
     """The real layer class of ``kind`` (imports torch)."""
     module, name = get(kind).layer.split(":")

@@ -65,7 +65,7 @@ class MaskedConv2d(nn.Conv2d):
         kept = int(self.binary_mask().sum())
         return {
             "effective": cost.masked(kept, spec.positions, N, spec.bias),
-            "dense": cost.grouped(spec, self.groups),
+            "dense": cost.masked(self.weight.numel(), spec.positions, N, spec.bias),
         }
 
 

@@ -339,11 +339,8 @@ def _record(module, name: str, x_shape, y_shape):
         )
     spec = module.spec(H, W).with_(name=name)
     fixed = f"already a {type(module).__name__}"
-    if isinstance(module, HetConv2d):
-        return Conv(name, spec, D_in, kind=kinds.IMPLS[module.impl], P=module.P, fixed=fixed)
-    if isinstance(module, GwPwConv2d):
-        return Conv(name, spec, D_in, kind="gwc_pwc", G=module.groups, mid=module.mid_channels, fixed=fixed)
-    return Conv(name, spec, D_in, kind="dwc_pwc", fixed=fixed)
+    P, G, mid = (getattr(module, attribute, None) for attribute in ("P", "groups", "mid_channels"))
+    return Conv(name, spec, D_in, kind=kinds.of_layer(module), P=P, G=G, mid=mid, fixed=fixed)
 
 
 def _note(module, records, counted: int) -> str | None:
