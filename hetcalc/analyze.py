@@ -243,16 +243,19 @@ def analyze(
         layers=rows,
         G=G if variant == "gwc_pwc" else None,
         se=se,
-        notes=list(spec.notes) + _nothing_replaced(variant, rows),
+        notes=list(spec.notes)
+        + _nothing_replaced(variant, rows, P_setting(P) if variant == "hetconv" else None),
         params_unused=spec.params_unused,
         flops_by_op=flops_by_op(after.layers, convention),
     )
 
 
-def _nothing_replaced(variant: str, rows: list[dict]) -> list[str]:
-    """A note where a variant changes nothing: no convolution at all, or none it fits."""
+def _nothing_replaced(variant: str, rows: list[dict], P=None) -> list[str]:
+    """A note where a variant changes nothing: P = 1, no convolution at all, or none it fits."""
     if variant == "standard" or any(r["changed"] for r in rows):
         return []
+    if P == 1:
+        return ["nothing changes: HetConv with P = 1 is the standard convolution"]
     if not any(r["kind"] not in ("linear", "ops", "other") for r in rows):
         return [f"nothing to replace: the model has no nn.Conv2d for the {variant} variant"]
     return [f"nothing replaced: the {variant} variant fits none of the convolutions (see each layer's note)"]

@@ -146,6 +146,7 @@ def test_P_1_is_the_standard_convolution_and_says_so():
     report = analyze("vgg16", P=1)
     assert report.flops == report.baseline_flops and not any(row["changed"] for row in report.layers)
     assert report.layers[1]["note"] == "P=1: HetConv with P = 1 is the standard convolution"
+    assert report.notes == ["nothing changes: HetConv with P = 1 is the standard convolution"]
 
 
 def test_a_user_spec_is_analysed_like_a_zoo_model():
