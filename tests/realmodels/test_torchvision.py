@@ -241,7 +241,9 @@ def test_converted_model_matches_fvcore(name):
     """``convert(model, 4)`` runs what hetcalc counts: fvcore's MACs (non-MAC handles zeroed) == exact FLOPs."""
     weights, args, _ = published(name)
     if weights.meta["num_params"] > CONVERSION_MAX_PARAMS:
-        pytest.skip(f"{weights.meta['num_params'] / 1e6:.0f}M parameters > 100M: not built on the CPU here")
+        pytest.skip(
+            f"{weights.meta['num_params'] / 1e6:.0f}M parameters > {CONVERSION_MAX_PARAMS // 10**6}M: not built on the CPU here"
+        )
     builder = models.get_model_builder(name)
     on_meta, decided = hetcalc.convert(build_on_meta(builder, **args), 4, return_report=True)
     if not decided.replaced:
