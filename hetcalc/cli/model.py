@@ -24,6 +24,43 @@ def convention_option_with(default: str):
 convention_option = convention_option_with("paper")
 
 
+def variant_options(command):
+    """--dataset, --P, --gwc, --dwc, --se and --convention: what to count a model as (model, plot model)."""
+    for option in reversed(
+        [
+            click.option(
+                "--dataset",
+                default=None,
+                help="cifar10 or imagenet  [default: the model's own; see 'hetcalc zoo'].",
+            ),
+            click.option(
+                "--P",
+                "P",
+                default=None,
+                help="HetConv part P: a number, C for P = M in each layer (the paper's PC), or one P per "
+                "replaced layer, comma-separated.",
+            ),
+            click.option(
+                "--gwc",
+                "G",
+                type=int,
+                default=None,
+                help="GWC+PWC: groupwise (G groups) M → M, then pointwise M → N.",
+            ),
+            click.option("--dwc", is_flag=True, help="DWC+PWC: depthwise, then pointwise."),
+            click.option(
+                "--se",
+                type=int,
+                default=None,
+                help="Add Squeeze-and-Excitation with reduction R after each replaced layer.",
+            ),
+            convention_option,
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 def chosen_variant(P, G, dwc) -> str:
     """The variant the options ask for; at most one of --P, --gwc, --dwc."""
     given = [flag for flag, on in (("--P", P is not None), ("--gwc", G is not None), ("--dwc", dwc)) if on]
@@ -107,27 +144,7 @@ def model_source(name, module, input_size, dataset, device, arguments=()):
     help="With --module: build on meta (no weights, no compute; where a model cannot run there it is "
     "counted on the CPU, if it fits in memory, and the output says so) or on cpu (LHC masks' kept taps).",
 )
-@click.option(
-    "--dataset", default=None, help="cifar10 or imagenet  [default: the model's own; see 'hetcalc zoo']."
-)
-@click.option(
-    "--P",
-    "P",
-    default=None,
-    help="HetConv part P: a number, C for P = M in each layer (the paper's PC), or one P per "
-    "replaced layer, comma-separated.",
-)
-@click.option(
-    "--gwc", "G", type=int, default=None, help="GWC+PWC: groupwise (G groups) M → M, then pointwise M → N."
-)
-@click.option("--dwc", is_flag=True, help="DWC+PWC: depthwise, then pointwise.")
-@click.option(
-    "--se",
-    type=int,
-    default=None,
-    help="Add Squeeze-and-Excitation with reduction R after each replaced layer.",
-)
-@convention_option
+@variant_options
 @click.option(
     "--csv",
     "csv_path",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from ..errors import InvalidInput
-from .model import chosen_variant, convention_option
+from .model import chosen_variant, variant_options
 
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print the plotted data as one JSON object on stdout."
@@ -94,24 +94,7 @@ def speedup(K, P_max, M, measured, out, as_json):
 
 @plot.command()
 @click.argument("name")
-@click.option(
-    "--dataset", default=None, help="cifar10 or imagenet  [default: the model's own; see 'hetcalc zoo']."
-)
-@click.option(
-    "--P",
-    "P",
-    default=None,
-    help="HetConv part P: a number, C for P = M in each layer, or one P per replaced layer, comma-separated.",
-)
-@click.option("--gwc", "G", type=int, default=None, help="GWC+PWC with G groups instead of HetConv.")
-@click.option("--dwc", is_flag=True, help="DWC+PWC instead of HetConv.")
-@click.option(
-    "--se",
-    type=int,
-    default=None,
-    help="Add Squeeze-and-Excitation with reduction R after each replaced layer.",
-)
-@convention_option
+@variant_options
 @out_option
 @json_option
 def model(name, dataset, P, G, dwc, se, convention, out, as_json):
