@@ -276,3 +276,296 @@ def run(
         "timing": f"median of >= {repeats} interleaved rounds, min time {min_time:g} s per P; inference mode",
         "rows": rows,
     }
+
+
+# Whole models ------------------------------------------------------------------------------
+
+MODEL_IMPLS = tuple(kinds.IMPLS)
+"""HetConv2d implementations a model can be converted to (``hetcalc.convert``'s ``impl``)."""
+
+
+def parse_model_impls(text) -> list[str]:
+    """'exact,fast' → HetConv2d implementations, each known (``kinds.IMPLS``)."""
+    names = [part.strip() for part in str(text).split(",") if part.strip()]
+    unknown = [name for name in names if name not in MODEL_IMPLS]
+    if unknown or not names:
+        raise InvalidInput(
+            "impls",
+            f"unknown implementation {', '.join(unknown) or repr(text)}; known: {', '.join(MODEL_IMPLS)}",
+        )
+    return list(dict.fromkeys(names))
+
+
+def load_model(name: str | None = None, module: str | None = None, input_size=None, arguments=()):
+    """(model on the CPU, its input (C, H, W), its name): zoo model ``name`` or ``module`` (PKG.MOD:FACTORY)."""
+    from .trace import build, default_input_size, factory_arguments, load_factory
+
+    if (name is None) == (module is None):
+        raise InvalidInput(
+            "model", "give a zoo model name or a module PKG.MOD:FACTORY" + (", not both" if name else "")
+        )
+    if name is not None:
+        from .build import build_model
+        from .zoo import get_model
+
+        if input_size or arguments:
+            raise InvalidInput(
+                "input_size" if input_size else "arguments",
+                f"applies to a module only, not to zoo model {name}",
+            )
+        return build_model(name), tuple(get_model(name).input), name
+    model = build(load_factory(module), "cpu", factory_arguments(arguments))
+    size = tuple(input_size) if input_size else default_input_size(model)
+    if size is None:
+        raise InvalidInput(
+            "input_size", "is required: the model does not say its input; give C H W, e.g. 3 224 224"
+        )
+    return model, size, module
+
+
+def _conv_modules(model) -> dict[str, torch.nn.Module]:
+    """The convolutions of ``model`` by name: nn.Conv2d and hetcalc's layers, not entering the latter."""
+    from .fold import FusedHetConv
+    from .trace import HETCALC_LAYERS
+
+    found, inside = {}, ()
+    for name, module in model.named_modules():
+        if inside and any(name.startswith(prefix + ".") for prefix in inside):
+            continue
+        if isinstance(module, (torch.nn.Conv2d, FusedHetConv, *HETCALC_LAYERS)):
+            found[name] = module
+            inside += (name,)
+    return found
+
+
+def layer_times(models: dict, x, rounds: int) -> dict[str, tuple[list[float], dict[str, list[float]]]]:
+    """Per model: (seconds per forward, {convolution: seconds per forward}), ``rounds`` interleaved rounds.
+
+    A forward pre-hook and hook on every convolution read the clock (the CPU runs synchronously).
+    """
+    result = {key: ([], {}) for key in models}
+    for i in range(rounds):
+        for key in list(models) if i % 2 == 0 else list(models)[::-1]:
+            totals, per_layer = result[key]
+            spent, hooks = {}, []
+            for name, module in _conv_modules(models[key]).items():
+
+                def pre(module, args, name=name):
+                    spent[name] = spent.get(name, 0.0) - time.perf_counter()
+
+                def post(module, args, output, name=name):
+                    spent[name] += time.perf_counter()
+
+                hooks += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+            try:
+                begin = time.perf_counter()
+                models[key](x)
+                totals.append(time.perf_counter() - begin)
+            finally:
+                for hook in hooks:
+                    hook.remove()
+            for name, seconds in spent.items():
+                per_layer.setdefault(name, []).append(seconds)
+    return result
+
+
+def _model_variants(model, Ps, impls, G, dwc):
+    """(key, impl, P, G, label, converted, Conversion) of every variant asked for."""
+    from .conversion import convert
+
+    jobs = [(f"{impl} P={P}", impl, P, None, f"HetConv {impl} P={P}") for P in Ps for impl in impls]
+    jobs += [(f"gwc_pwc G={G}", "gwc_pwc", None, G, f"GWC+PWC G={G}")] if G else []
+    jobs += [("dwc_pwc", "dwc_pwc", None, None, "DWC+PWC")] if dwc else []
+    for key, impl, P, g, label in jobs:
+        variant = impl if impl in ("gwc_pwc", "dwc_pwc") else "hetconv"
+        options = {"impl": impl} if variant == "hetconv" else {}
+        converted, report = convert(model, P, variant=variant, groups=g, return_report=True, **options)
+        yield key, impl, P, g, label, converted.eval(), report
+
+
+def _flops_by_layer(model, size) -> tuple[int, dict[str, int]]:
+    """The cost model's exact MACs of ``model`` (traced) and of each recorded layer by name."""
+    from .analyze import analyze
+    from .trace import trace
+
+    report = analyze(trace(model, size), variant="standard", convention="exact")
+    return int(report.flops), {r["name"]: int(r["flops_after"]) for r in report.layers}
+
+
+def _median(values) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def _layer_rows(key, replaced, flops, times, total_flops, std_flops, std_times):
+    """The breakdown of one variant: each replaced convolution, the kept ones, and the rest."""
+    (std_total, std_layers), (total, layers) = std_times, times
+    std_ms, ms = _median(std_total) * 1e3, _median(total) * 1e3
+
+    def row(name, before, after, t_before, t_after):
+        return {
+            "variant": key,
+            "name": name,
+            "flops_before": before,
+            "flops_after": after,
+            "flops_share_before": before / std_flops[0],
+            "flops_share_after": after / total_flops,
+            "ms_before": t_before,
+            "ms_after": t_after,
+            "time_share_before": t_before / std_ms,
+            "time_share_after": t_after / ms,
+            "speedup": t_before / t_after if t_after else None,
+        }
+
+    rows = [
+        row(
+            n,
+            std_flops[1].get(n, 0),
+            flops.get(n, 0),
+            _median(std_layers.get(n)) * 1e3,
+            _median(layers.get(n)) * 1e3,
+        )
+        for n in replaced
+    ]
+    kept = [n for n in layers if n not in replaced]
+    if kept:
+        rows.append(
+            row(
+                "(kept convolutions)",
+                sum(std_flops[1].get(n, 0) for n in kept),
+                sum(flops.get(n, 0) for n in kept),
+                sum(_median(std_layers.get(n)) for n in kept) * 1e3,
+                sum(_median(layers.get(n)) for n in kept) * 1e3,
+            )
+        )
+    conv_flops = (sum(std_flops[1].get(n, 0) for n in std_layers), sum(flops.get(n, 0) for n in layers))
+    conv_ms = (sum(map(_median, std_layers.values())) * 1e3, sum(map(_median, layers.values())) * 1e3)
+    rows.append(
+        row(
+            "(outside convolutions)",
+            std_flops[0] - conv_flops[0],
+            total_flops - conv_flops[1],
+            std_ms - conv_ms[0],
+            ms - conv_ms[1],
+        )
+    )
+    return rows
+
+
+def run_model(
+    model,
+    input_size,
+    name: str | None = None,
+    Ps: Iterable[int] = (4, 8),
+    impls: Iterable[str] | None = None,
+    G: int | None = None,
+    dwc: bool = False,
+    batch: int = 8,
+    threads: int | None = None,
+    repeats: int = 5,
+    min_time: float = 0.0,
+    channels_last: bool = False,
+    fold: bool = False,
+    layer_rounds: int = 3,
+    progress: Callable[[Iterable], Iterable] | None = None,
+    seed: int = 0,
+) -> dict:
+    """Time ``model`` (on a batch of ``input_size`` = (C, H, W) images) and each converted copy, on the CPU.
+
+    Variants: HetConv with every P in ``Ps`` and implementation in ``impls`` (``kinds.IMPLS``;
+    default all), GWC+PWC with ``G`` groups, DWC+PWC (``dwc``), each by ``hetcalc.convert``
+    (fresh random weights: timing does not depend on their values). ``fold``: every model, the
+    standard one too, goes through ``hetcalc.fold.inference`` (BatchNorm folded; HetConv fused,
+    in residue order); ``channels_last``: weights and input in channels-last memory.
+
+    All models are timed in the same interleaved rounds (``time_layers``, inference mode, after
+    a warm-up): ``speedup`` is the median of the paired ratios standard time / variant time;
+    ``flops_speedup`` the cost model's exact MACs of the standard network over those of the
+    converted one (traced, so what it runs); ``realised`` their ratio. Then ``layer_rounds``
+    more rounds with a clock on every convolution give the per-layer breakdown (``layers``).
+    """
+    Ps = list(dict.fromkeys(whole_numbers("P", Ps, "4,8") if isinstance(Ps, str) else Ps))
+    impls = parse_model_impls(",".join(impls)) if impls is not None else list(MODEL_IMPLS)
+    if not Ps and not G and not dwc:
+        raise InvalidInput("P", "give at least one P (or G, or dwc)")
+    batch, repeats, layer_rounds = (
+        positive_int(option, value)
+        for option, value in (("batch", batch), ("repeats", repeats), ("layer_rounds", layer_rounds))
+    )
+    if not min_time >= 0:
+        raise InvalidInput("min_time", f"must be >= 0 seconds, got {min_time}")
+    previous = torch.get_num_threads()
+    threads = positive_int("threads", previous if threads is None else threads)
+    size = tuple(input_size)
+    torch.manual_seed(seed)
+    model = model.eval()
+    std_flops = _flops_by_layer(model, size)
+    variants = list(
+        progress(_model_variants(model, Ps, impls, G, dwc))
+        if progress
+        else _model_variants(model, Ps, impls, G, dwc)
+    )
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+
+    def prepared(m):
+        if fold:
+            from .fold import inference
+
+            return inference(m, channels_last=channels_last)
+        return m.to(memory_format=layout)
+
+    models = {"standard": prepared(model)}
+    flops = {}
+    for key, *_, converted, _report in variants:
+        flops[key] = _flops_by_layer(converted, size)
+        models[key] = prepared(converted)
+    x = torch.randn(batch, *size).contiguous(memory_format=layout)
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            samples = time_layers(models, x, "cpu", repeats, min_time)
+            times = layer_times(models, x, layer_rounds)
+    finally:
+        torch.set_num_threads(previous)
+    reference = samples["standard"]
+    rows, layers = [], []
+    entries = [("standard", "standard", None, None, "Standard (reference)", model, None), *variants]
+    for key, impl, P, g, label, _, report in entries:
+        total = std_flops[0] if key == "standard" else flops[key][0]
+        speedup = statistics.median(r / t for r, t in zip(reference, samples[key]))
+        rows.append(
+            {
+                "variant": key,
+                "impl": impl,
+                "P": P,
+                "G": g,
+                "label": label,
+                "ms": statistics.median(samples[key]) * 1e3,
+                "ms_min": min(samples[key]) * 1e3,
+                "speedup": speedup,
+                "flops_speedup": std_flops[0] / total,
+                "realised": speedup / (std_flops[0] / total),
+                "flops": total,
+                "replaced": len(report.replaced) if report else 0,
+                "rounds": len(samples[key]),
+            }
+        )
+        if report:
+            layers += _layer_rows(
+                key, report.replaced, flops[key][1], times[key], total, std_flops, times["standard"]
+            )
+    return {
+        "model": name or type(model).__name__,
+        "input": list(size),
+        "batch": batch,
+        "threads": threads,
+        "channels_last": channels_last,
+        "fold": fold,
+        "device": "cpu",
+        "machine": machine(),
+        "timing": (
+            f"median of >= {repeats} interleaved rounds (min time {min_time:g} s), paired ratios; "
+            f"layers: {layer_rounds} rounds with a clock on every convolution; inference mode"
+        ),
+        "rows": rows,
+        "layers": layers,
+    }

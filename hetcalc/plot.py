@@ -361,3 +361,76 @@ def model_figure(report, title: str | None = None):
 def _variant_label(report) -> str:
     """The variant's title of a ModelReport; 'HetConv' for a DataFrame of layers."""
     return report.variant_title() if hasattr(report, "variant_title") else "HetConv"
+
+
+def load_bench(path) -> dict:
+    """A ``hetcalc bench --model --json`` file, checked to hold per-layer rows (one-line errors)."""
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InvalidInput("FILE", f"no such file: {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidInput("FILE", f"cannot read {path} as JSON ({error})") from None
+    layers = payload.get("layers") if isinstance(payload, dict) else None
+    keys = (
+        "variant",
+        "name",
+        "flops_share_before",
+        "flops_share_after",
+        "time_share_before",
+        "time_share_after",
+    )
+    if (
+        not isinstance(layers, list)
+        or not layers
+        or not all(isinstance(r, dict) and set(keys) <= set(r) for r in layers)
+    ):
+        raise InvalidInput(
+            "FILE", f"{path} is not the JSON of 'hetcalc bench --model … --json' (no per-layer rows)"
+        )
+    return payload
+
+
+def bench_figure(payload: dict, variants: list[str] | None = None):
+    """Per-layer FLOPs share against time share, standard vs each converted network (one panel each)."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import PercentFormatter
+
+    known = list(dict.fromkeys(r["variant"] for r in payload["layers"]))
+    variants = variants or known
+    unknown = [v for v in variants if v not in known]
+    if unknown:
+        raise InvalidInput("variant", f"unknown {', '.join(unknown)}; in the file: {', '.join(known)}")
+    labels = {r["variant"]: r.get("label", r["variant"]) for r in payload.get("rows", [])}
+    speedups = {r["variant"]: r for r in payload.get("rows", [])}
+    names = [r["name"] for r in payload["layers"] if r["variant"] == variants[0]]
+    fig = Figure(figsize=(max(8, 0.55 * len(names) + 3), 3.2 * len(variants) + 0.8), layout="constrained")
+    axes = fig.subplots(len(variants), 1, sharex=True, squeeze=False)[:, 0]
+    bars = (
+        ("flops_share_before", "FLOPs share, standard", "#c9d1d9"),
+        ("time_share_before", "time share, standard", "#6e7781"),
+        ("flops_share_after", "FLOPs share, converted", "#9ecae1"),
+        ("time_share_after", "time share, converted", "C0"),
+    )
+    for ax, variant in zip(axes, variants):
+        rows = [r for r in payload["layers"] if r["variant"] == variant]
+        x = list(range(len(rows)))
+        for i, (key, label, colour) in enumerate(bars):
+            ax.bar(
+                [j + (i - 1.5) * 0.2 for j in x], [100 * r[key] for r in rows], 0.2, color=colour, label=label
+            )
+        row = speedups.get(variant, {})
+        measured = f": measured {row['speedup']:.2f}×, FLOPs {row['flops_speedup']:.2f}×" if row else ""
+        ax.set_title(f"{labels.get(variant, variant)}{measured}", fontsize=10, loc="left")
+        ax.yaxis.set_major_formatter(PercentFormatter(decimals=0))
+        ax.set_ylabel("share of the network")
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[0].legend(loc="upper right", ncols=2, fontsize=8)
+    axes[-1].set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
+    mach = payload.get("machine", {})
+    fig.suptitle(
+        f"{payload.get('model', 'model')}, batch {payload.get('batch')}: where the time goes "
+        f"({mach.get('cpu', '?')}, {payload.get('threads')} threads)"
+    )
+    return fig

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,6 +86,25 @@ COMMANDS = {
     "verify": ["verify", "--quick"],
     "mask": ["mask", None, "--D", "28"],
     "bench": ["bench", *TINY_BENCH],
+    "bench model": [
+        "bench",
+        "--module",
+        f"{Path(__file__).resolve().parent / 'test_bench_model.py'}:tiny_net",
+        "--input-size",
+        "3",
+        "8",
+        "8",
+        "--P",
+        "2",
+        "--impl",
+        "fast",
+        "--batch",
+        "1",
+        "--repeats",
+        "1",
+        "--layer-rounds",
+        "1",
+    ],
     "table": ["table", "vgg16", "P1", "P4", "PC", "GWC4_PWC", "DWC_PWC", "P4_SE", "P32_SE"],
 }
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..render import Column, check_csv_path, console, fitted, print_json, write_csv
+from ..errors import InvalidInput
+from ..render import Column, check_csv_path, console, fitted, print_json, si, write_csv
 from . import csv_option, json_option, needs_torch, working
 
 
@@ -24,15 +25,60 @@ from . import csv_option, json_option, needs_torch, working
 @click.option(
     "--P",
     "P",
-    default="2,4,8,16,32",
-    show_default=True,
-    help="HetConv parts to time, comma-separated (G = P for GWC+PWC).",
+    default=None,
+    help="HetConv parts to time, comma-separated (G = P for GWC+PWC)  [default: 2,4,8,16,32; "
+    "with --model/--module: 4,8].",
 )
 @click.option(
     "--impl",
     "impls",
     default=None,
-    help="Implementations to time, comma-separated  [default: all]; nn.Conv2d is always the reference.",
+    help="Implementations to time, comma-separated  [default: all]; nn.Conv2d is always the reference. "
+    "With --model/--module: HetConv2d's exact, fast, grouped_sum.",
+)
+@click.option(
+    "--model",
+    "model_name",
+    default=None,
+    metavar="NAME",
+    help="Time a whole zoo model (standard against each conversion) instead of one layer.",
+)
+@click.option(
+    "--module",
+    default=None,
+    metavar="PKG.MOD:FACTORY",
+    help="Time your own nn.Module instead: FACTORY() builds it (or path/to/file.py:FACTORY).",
+)
+@click.option(
+    "--input-size",
+    type=int,
+    nargs=3,
+    default=None,
+    metavar="C H W",
+    help="With --module: the input of one image  [default: the model's own, else required].",
+)
+@click.option(
+    "--arg",
+    "arguments",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="With --module: a keyword argument of FACTORY (repeatable), read as a Python literal.",
+)
+@click.option("--gwc", "G", type=int, default=None, help="With a model: also GWC+PWC with G groups.")
+@click.option("--dwc", is_flag=True, help="With a model: also DWC+PWC.")
+@click.option(
+    "--fold",
+    is_flag=True,
+    help="With a model: every network, standard too, with BatchNorm folded (hetcalc.fold.inference); "
+    "HetConv fast/grouped_sum fused, fast kept in residue order between layers.",
+)
+@click.option(
+    "--layer-rounds",
+    "layer_rounds",
+    type=int,
+    default=3,
+    show_default=True,
+    help="With a model: rounds with a clock on every convolution, for the per-layer breakdown.",
 )
 @click.option(
     "--threads",
@@ -66,7 +112,30 @@ from . import csv_option, json_option, needs_torch, working
 )
 @csv_option
 @json_option
-def bench(M, N, K, D, batch, P, impls, threads, repeats, min_time, device, channels_last, csv_path, as_json):
+def bench(
+    M,
+    N,
+    K,
+    D,
+    batch,
+    P,
+    impls,
+    model_name,
+    module,
+    input_size,
+    arguments,
+    G,
+    dwc,
+    fold,
+    layer_rounds,
+    threads,
+    repeats,
+    min_time,
+    device,
+    channels_last,
+    csv_path,
+    as_json,
+):
     """Time nn.Conv2d and every HetConv implementation; measured speedup next to Eq. 9's theory.
 
     \b
@@ -76,10 +145,48 @@ def bench(M, N, K, D, batch, P, impls, threads, repeats, min_time, device, chann
     (interleaved), speedup is the median of the paired ratios. Theory is each layer's own
     formula in hetcalc.cost: Eq. 5 for HetConv (exact and fast), 1/P + 1/K² for grouped_sum,
     Eq. 11 (G = P, mid = M) for GWC+PWC, Eq. 7 for DWC+PWC, the kept taps for the masked conv.
+
+    \b
+    Whole models:  hetcalc bench --model vgg16 --P 4,8 --batch 32 --threads 2 --fold --channels-last
+                   hetcalc bench --module torchvision.models:resnet18 --input-size 3 224 224 --P 4
+    The standard network and each conversion (hetcalc.convert) run in the same interleaved
+    rounds; FLOPs speedup is the cost model's exact count of each (traced), realised =
+    speedup / FLOPs speedup; then a clock on every convolution gives each replaced layer's time
+    before and after, its FLOPs and time shares, and the time outside convolutions.
     """
     if csv_path:
         check_csv_path(csv_path)
     needs_torch("hetcalc bench")
+    if model_name is not None or module is not None:
+        return bench_model(
+            model_name,
+            module,
+            input_size,
+            arguments,
+            P,
+            impls,
+            G,
+            dwc,
+            fold,
+            layer_rounds,
+            batch,
+            threads,
+            repeats,
+            min_time,
+            channels_last,
+            csv_path,
+            as_json,
+        )
+    for option, given in (
+        ("--input-size", input_size),
+        ("--arg", arguments),
+        ("--gwc", G),
+        ("--dwc", dwc),
+        ("--fold", fold),
+    ):
+        if given:
+            raise InvalidInput(option, "applies to --model or --module only")
+    P = "2,4,8,16,32" if P is None else P
     with working("preparing the layers"):
         from .. import bench as benchmark
 
@@ -144,3 +251,153 @@ def result_table(result: dict, width: int | None = None):
         "conv's theory counts its kept taps, but a dense runtime runs every tap and realises about 1×."
     )
     return fitted(title, columns, body, caption, width=width)
+
+
+LAYER_OPTIONS = ("M", "N", "K", "D", "device")
+
+
+def bench_model(
+    name,
+    module,
+    input_size,
+    arguments,
+    P,
+    impls,
+    G,
+    dwc,
+    fold,
+    layer_rounds,
+    batch,
+    threads,
+    repeats,
+    min_time,
+    channels_last,
+    csv_path,
+    as_json,
+):
+    """``hetcalc bench --model/--module``: the whole network, standard against each conversion."""
+    from click.core import ParameterSource
+
+    context = click.get_current_context()
+    for option in LAYER_OPTIONS:
+        if context.get_parameter_source(option) == ParameterSource.COMMANDLINE:
+            raise InvalidInput(f"--{option}", "applies to the layer bench, not to --model/--module")
+    with working("preparing the models"):
+        from .. import bench as benchmark
+
+        names = benchmark.parse_model_impls(impls) if impls is not None else None
+        if name is not None and (input_size or arguments):
+            raise InvalidInput(
+                "--input-size" if input_size else "--arg",
+                f"applies to --module only; zoo model {name} has its own input",
+            )
+        model, size, label = benchmark.load_model(name, module, input_size, arguments)
+    err = console(stderr=True)
+
+    def progress(jobs):
+        from rich.progress import track
+
+        return track(jobs, description="converting", console=err, transient=True, disable=not err.is_terminal)
+
+    with working("timing the models"):
+        result = benchmark.run_model(
+            model,
+            size,
+            label,
+            "4,8" if P is None else P,
+            names,
+            G,
+            dwc,
+            batch,
+            threads,
+            repeats,
+            min_time,
+            channels_last,
+            fold,
+            layer_rounds,
+            progress,
+        )
+    if csv_path:
+        write_csv(result["rows"], csv_path)
+        if csv_path == "-":
+            return
+    if as_json:
+        print_json(result)
+        return
+    out = console()
+    out.print(model_table(result, out.width))
+    for key in dict.fromkeys(r["variant"] for r in result["layers"]):
+        out.print(layers_table(result, key, out.width))
+
+
+def _setup(result: dict) -> str:
+    mach = result["machine"]
+    layout = ", channels last" if result["channels_last"] else ""
+    folded = ", BatchNorm folded" if result["fold"] else ""
+    return (
+        f"{result['model']}, batch {result['batch']} × {'×'.join(map(str, result['input']))}{layout}{folded}: "
+        f"{mach['cpu']} ({mach['cores']} cores), {result['threads']} threads, torch {mach['torch']}"
+    )
+
+
+def model_table(result: dict, width: int | None = None):
+    """The rich table of a ``hetcalc.bench.run_model`` result: one row per network."""
+    columns = [
+        Column("network", "left"),
+        Column("ms"),
+        Column("speedup"),
+        Column("FLOPs\nspeedup"),
+        Column("realised", drop=1),
+        Column("FLOPs", drop=2),
+    ]
+    body = [
+        [
+            r["label"],
+            f"{r['ms']:.1f}",
+            f"{r['speedup']:.2f}×",
+            f"{r['flops_speedup']:.2f}×",
+            f"{100 * r['realised']:.0f}%",
+            si(r["flops"]),
+        ]
+        for r in result["rows"]
+    ]
+    caption = (
+        "speedup = standard time / network time, median of paired interleaved rounds; FLOPs speedup = the "
+        "cost model's exact MACs of the standard network over the converted one's (per image); realised = "
+        "speedup / FLOPs speedup."
+    )
+    return fitted(_setup(result), columns, body, caption, width=width)
+
+
+def layers_table(result: dict, variant: str, width: int | None = None):
+    """Where the time goes in one converted network: each replaced convolution before and after."""
+    columns = [
+        Column("layer", "left", fold=True),
+        Column("FLOPs\nshare", drop=2),
+        Column("FLOPs\nshare\nafter", drop=3),
+        Column("ms\nbefore"),
+        Column("ms\nafter"),
+        Column("speedup"),
+        Column("time\nshare", drop=1),
+        Column("time\nshare\nafter"),
+    ]
+    body = [
+        [
+            r["name"],
+            f"{100 * r['flops_share_before']:.1f}%",
+            f"{100 * r['flops_share_after']:.1f}%",
+            f"{r['ms_before']:.2f}",
+            f"{r['ms_after']:.2f}",
+            "" if r["speedup"] is None else f"{r['speedup']:.2f}×",
+            f"{100 * r['time_share_before']:.1f}%",
+            f"{100 * r['time_share_after']:.1f}%",
+        ]
+        for r in result["layers"]
+        if r["variant"] == variant
+    ]
+    label = next(r["label"] for r in result["rows"] if r["variant"] == variant)
+    caption = (
+        "ms: median per forward with a clock on every convolution; shares: of the standard network's "
+        "(before) and the converted network's (after) FLOPs and time."
+    )
+    return fitted(f"{result['model']}: {label}, layer by layer", columns, body, caption, width=width)

@@ -118,3 +118,25 @@ def model(name, dataset, P, G, dwc, se, convention, out, as_json):
         print_json(report.to_dict())
     if out is not None:
         _write(model_figure(report), out, as_json)
+
+
+@plot.command(name="bench")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--variant",
+    "variants",
+    multiple=True,
+    help="Networks to draw, as the JSON names them ('fast P=4'; repeatable)  [default: all].",
+)
+@out_option
+def bench_plot(file, variants, out):
+    """Per-layer FLOPs share against time share, standard vs converted, from 'hetcalc bench --model --json'.
+
+    \b
+    Example:  hetcalc bench --model vgg16 --P 4,8 --json > vgg.json
+              hetcalc plot bench vgg.json --out vgg_layers.png
+    """
+    from ..plot import bench_figure, load_bench
+
+    _check_out(out, False)
+    _write(bench_figure(load_bench(file), list(variants) or None), out, False)
