@@ -133,6 +133,18 @@ def working(message: str):
     return err.status(message) if err.is_interactive else nullcontext()
 
 
+def progress(description: str, total: int | None = None):
+    """A wrapper of an iteration with a transient progress bar on stderr; a plain iteration when not a terminal."""
+    from rich.progress import track
+
+    from ..render import console
+
+    err = console(stderr=True)
+    return lambda jobs: track(
+        jobs, description=description, total=total, console=err, transient=True, disable=not err.is_terminal
+    )
+
+
 def needs_torch(what: str, modules: tuple[str, ...] = ("torch",)) -> None:
     """Import ``modules`` (under a status line) or stop with one line naming the extra to install."""
     with working(f"importing {', '.join(modules)}"):

@@ -6,7 +6,7 @@ import click
 
 from ..errors import InvalidInput
 from ..render import Column, check_csv_path, console, fitted, print_json, si, write_csv
-from . import csv_option, json_option, needs_torch, working
+from . import csv_option, json_option, needs_torch, progress, working
 
 
 @click.command()
@@ -191,15 +191,20 @@ def bench(
         from .. import bench as benchmark
 
     names = benchmark.parse_impls(impls) if impls is not None else None
-    err = console(stderr=True)
-
-    def progress(jobs):
-        from rich.progress import track
-
-        return track(jobs, description="timing", console=err, transient=True, disable=not err.is_terminal)
-
     result = benchmark.run(
-        M, N, K, D, batch, P, names, threads, repeats, min_time, device, progress, channels_last=channels_last
+        M,
+        N,
+        K,
+        D,
+        batch,
+        P,
+        names,
+        threads,
+        repeats,
+        min_time,
+        device,
+        progress("timing"),
+        channels_last=channels_last,
     )
     if csv_path:
         write_csv(result["rows"], csv_path)
@@ -292,13 +297,6 @@ def bench_model(
                 f"applies to --module only; zoo model {name} has its own input",
             )
         model, size, label = benchmark.load_model(name, module, input_size, arguments)
-    err = console(stderr=True)
-
-    def progress(jobs):
-        from rich.progress import track
-
-        return track(jobs, description="converting", console=err, transient=True, disable=not err.is_terminal)
-
     with working("timing the models"):
         result = benchmark.run_model(
             model,
@@ -315,7 +313,7 @@ def bench_model(
             channels_last,
             fold,
             layer_rounds,
-            progress,
+            progress("converting"),
         )
     if csv_path:
         write_csv(result["rows"], csv_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..render import Column, check_csv_path, console, fitted, print_json, write_csv
-from . import csv_option, json_option, needs_torch
+from . import csv_option, json_option, needs_torch, progress
 
 UNIT = (
     "multiply-accumulates; fvcore counts no bias additions, so hetcalc's Cost.macs "
@@ -59,26 +59,13 @@ def verify(quick, models, csv_path, as_json):
     if csv_path:
         check_csv_path(csv_path)
     needs_torch("hetcalc verify", ("torch", "fvcore"))
-    from rich.progress import track
-
     from .. import verify as checks
     from ..fvcount import FREE_OPS, NOT_MACS
 
     cases = list(checks.layer_grid(quick=quick))
     if models:
         cases += checks.model_cases(quick=quick)
-    err = console(stderr=True)
-    rows = checks.run(
-        cases,
-        progress=lambda it: track(
-            it,
-            description="tracing with fvcore",
-            total=len(cases),
-            console=err,
-            disable=not err.is_terminal,
-            transient=True,
-        ),
-    )
+    rows = checks.run(cases, progress=progress("tracing with fvcore", len(cases)))
     failed = checks.failures(rows)
     skipped = {}
     for row in rows:
