@@ -7,6 +7,7 @@ import click
 from ..errors import InvalidInput
 from ..render import Column, check_csv_path, console, fitted, print_json, si, write_csv
 from . import csv_option, json_option, needs_torch, progress, working
+from .model import module_options, refuse_module_options
 
 
 @click.command()
@@ -43,27 +44,7 @@ from . import csv_option, json_option, needs_torch, progress, working
     metavar="NAME",
     help="Time a whole zoo model (standard against each conversion) instead of one layer.",
 )
-@click.option(
-    "--module",
-    default=None,
-    metavar="PKG.MOD:FACTORY",
-    help="Time your own nn.Module instead: FACTORY() builds it (or path/to/file.py:FACTORY).",
-)
-@click.option(
-    "--input-size",
-    type=int,
-    nargs=3,
-    default=None,
-    metavar="C H W",
-    help="With --module: the input of one image  [default: the model's own, else required].",
-)
-@click.option(
-    "--arg",
-    "arguments",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="With --module: a keyword argument of FACTORY (repeatable), read as a Python literal.",
-)
+@module_options
 @click.option("--gwc", "G", type=int, default=None, help="With a model: also GWC+PWC with G groups.")
 @click.option("--dwc", is_flag=True, help="With a model: also DWC+PWC.")
 @click.option(
@@ -291,11 +272,8 @@ def bench_model(
         from .. import bench as benchmark
 
         names = benchmark.parse_model_impls(impls) if impls is not None else None
-        if name is not None and (input_size or arguments):
-            raise InvalidInput(
-                "--input-size" if input_size else "--arg",
-                f"applies to --module only; zoo model {name} has its own input",
-            )
+        if name is not None:
+            refuse_module_options(name, (("--input-size", input_size), ("--arg", arguments)))
         model, size, label = benchmark.load_model(name, module, input_size, arguments)
     with working("timing the models"):
         result = benchmark.run_model(

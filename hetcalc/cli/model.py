@@ -61,6 +61,48 @@ def variant_options(command):
     return command
 
 
+def module_options(command):
+    """--module, --input-size and --arg: a user's nn.Module instead of a zoo model (model, table, bench)."""
+    for option in reversed(
+        [
+            click.option(
+                "--module",
+                default=None,
+                metavar="PKG.MOD:FACTORY",
+                help="Your own nn.Module instead of a zoo model: FACTORY() builds it (or "
+                "path/to/file.py:FACTORY), e.g. torchvision.models:resnet50 or timm:create_model "
+                "--arg model_name=resnet50.",
+            ),
+            click.option(
+                "--input-size",
+                type=int,
+                nargs=3,
+                default=None,
+                metavar="C H W",
+                help="With --module: the input of one image, e.g. 3 224 224  [default: the model's own "
+                "(timm's pretrained_cfg), else required].",
+            ),
+            click.option(
+                "--arg",
+                "arguments",
+                multiple=True,
+                metavar="NAME=VALUE",
+                help="With --module: a keyword argument of FACTORY (repeatable); VALUE is read as a Python "
+                "literal (False, 10, (3, 224, 224)), otherwise as a string; never run as code.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def refuse_module_options(name: str, given) -> None:
+    """InvalidInput for the first (flag, value) of ``given`` set with zoo model ``name``: options of --module only."""
+    for option, value in given:
+        if value:
+            raise InvalidInput(option, f"applies to --module only; zoo model {name} has its own input")
+
+
 def chosen_variant(P, G, dwc) -> str:
     """The variant the options ask for; at most one of --P, --gwc, --dwc."""
     given = [flag for flag, on in (("--P", P is not None), ("--gwc", G is not None), ("--dwc", dwc)) if on]
@@ -97,13 +139,9 @@ def model_source(name, module, input_size, dataset, device, arguments=()):
             + (", not both" if name else ""),
         )
     if name is not None:
-        for option, given in (
-            ("--input-size", input_size),
-            ("--device", device != "meta"),
-            ("--arg", arguments),
-        ):
-            if given:
-                raise InvalidInput(option, f"applies to --module only; zoo model {name} has its own input")
+        refuse_module_options(
+            name, (("--input-size", input_size), ("--device", device != "meta"), ("--arg", arguments))
+        )
         return name
     if dataset is not None:
         raise InvalidInput("--dataset", "applies to zoo models only, not to --module")
@@ -112,30 +150,7 @@ def model_source(name, module, input_size, dataset, device, arguments=()):
 
 @click.command()
 @click.argument("name", required=False)
-@click.option(
-    "--module",
-    default=None,
-    metavar="PKG.MOD:FACTORY",
-    help="Count your own nn.Module instead: FACTORY() builds it (or path/to/file.py:FACTORY), "
-    "e.g. torchvision.models:resnet50 or timm:create_model --arg model_name=resnet50.",
-)
-@click.option(
-    "--input-size",
-    type=int,
-    nargs=3,
-    default=None,
-    metavar="C H W",
-    help="With --module: the input of one image, e.g. 3 224 224  [default: the model's own "
-    "(timm's pretrained_cfg), else required].",
-)
-@click.option(
-    "--arg",
-    "arguments",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="With --module: a keyword argument of FACTORY (repeatable); VALUE is read as a Python literal "
-    "(False, 10, (3, 224, 224)), otherwise as a string; never run as code.",
-)
+@module_options
 @click.option(
     "--device",
     type=click.Choice(["meta", "cpu"]),

@@ -7,22 +7,14 @@ import click
 from ..errors import InvalidInput
 from ..render import Column, check_csv_path, console, fitted, in_unit, prefix_for, print_json, write_csv
 from . import csv_option
-from .model import convention_option, model_source
+from .model import convention_option, model_source, module_options
 
 FORMATS = ("rich", "markdown", "latex", "csv", "json")
 
 
 @click.command()
 @click.argument("words", nargs=-1, metavar="[NAME] [VARIANT]...")
-@click.option(
-    "--module",
-    default=None,
-    metavar="PKG.MOD:FACTORY",
-    help="Your own nn.Module instead of a zoo NAME (as in 'hetcalc model --module'); needs --input-size.",
-)
-@click.option(
-    "--input-size", type=int, nargs=3, default=None, metavar="C H W", help="With --module: one input, C H W."
-)
+@module_options
 @click.option(
     "--device",
     type=click.Choice(["meta", "cpu"]),
@@ -43,7 +35,7 @@ FORMATS = ("rich", "markdown", "latex", "csv", "json")
     help="rich: a terminal table; markdown; latex (booktabs); csv; json.",
 )
 @csv_option
-def table(words, module, input_size, device, dataset, convention, fmt, csv_path):
+def table(words, module, input_size, arguments, device, dataset, convention, fmt, csv_path):
     """Table 1 of the HetConv paper for any model: FLOPs, params and their reductions per variant.
 
     \b
@@ -61,7 +53,7 @@ def table(words, module, input_size, device, dataset, convention, fmt, csv_path)
     if csv_path:
         check_csv_path(csv_path)
     name, variants = (None, list(words)) if module else (words[0] if words else None, list(words[1:]))
-    source = model_source(name, module, input_size, dataset, device)
+    source = model_source(name, module, input_size, dataset, device, arguments)
     try:
         rows = variant_table(source, variants or HETCONV_ROWS, convention, dataset)
     except InvalidInput as error:
