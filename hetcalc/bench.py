@@ -80,15 +80,25 @@ TIMED = (
 BY_NAME = {timed.name: timed for timed in TIMED}
 
 
-def parse_impls(text) -> list[str]:
-    """'hetconv_fast,masked' → names; 'standard' (the reference) is always timed and need not be given."""
+def _known_names(text, known) -> list[str]:
+    """'a,b' → the distinct names, in order, each one of ``known``; else InvalidInput naming ``impls``."""
     names = [part.strip() for part in str(text).split(",") if part.strip()]
-    unknown = [name for name in names if name not in BY_NAME]
+    unknown = [name for name in names if name not in known]
     if unknown or not names:
         raise InvalidInput(
-            "impls", f"unknown implementation {', '.join(unknown) or repr(text)}; known: {', '.join(BY_NAME)}"
+            "impls", f"unknown implementation {', '.join(unknown) or repr(text)}; known: {', '.join(known)}"
         )
-    return ["standard"] + [name for name in dict.fromkeys(names) if name != "standard"]
+    return list(dict.fromkeys(names))
+
+
+def _distinct_P(Ps, example: str) -> list[int]:
+    """P as '2,4,8' or an iterable of whole numbers → the distinct values, in order."""
+    return list(dict.fromkeys(whole_numbers("P", Ps, example) if isinstance(Ps, str) else Ps))
+
+
+def parse_impls(text) -> list[str]:
+    """'hetconv_fast,masked' → names; 'standard' (the reference) is always timed and need not be given."""
+    return ["standard"] + [name for name in _known_names(text, BY_NAME) if name != "standard"]
 
 
 def devices(requested: str = "auto") -> list[str]:
@@ -206,7 +216,7 @@ def run(
         positive_int(option, value)
         for option, value in (("M", M), ("N", N), ("K", K), ("D", D), ("batch", batch))
     )
-    Ps = list(dict.fromkeys(whole_numbers("P", Ps, "2,4,8") if isinstance(Ps, str) else Ps))
+    Ps = _distinct_P(Ps, "2,4,8")
     if not Ps:
         raise InvalidInput("P", "give at least one P")
     for P in Ps:
@@ -286,19 +296,12 @@ MODEL_IMPLS = tuple(kinds.IMPLS)
 
 def parse_model_impls(text) -> list[str]:
     """'exact,fast' → HetConv2d implementations, each known (``kinds.IMPLS``)."""
-    names = [part.strip() for part in str(text).split(",") if part.strip()]
-    unknown = [name for name in names if name not in MODEL_IMPLS]
-    if unknown or not names:
-        raise InvalidInput(
-            "impls",
-            f"unknown implementation {', '.join(unknown) or repr(text)}; known: {', '.join(MODEL_IMPLS)}",
-        )
-    return list(dict.fromkeys(names))
+    return _known_names(text, MODEL_IMPLS)
 
 
 def load_model(name: str | None = None, module: str | None = None, input_size=None, arguments=()):
     """(model on the CPU, its input (C, H, W), its name): zoo model ``name`` or ``module`` (PKG.MOD:FACTORY)."""
-    from .trace import build, default_input_size, factory_arguments, load_factory
+    from .trace import build, factory_arguments, input_size_of, load_factory
 
     if (name is None) == (module is None):
         raise InvalidInput(
@@ -315,12 +318,7 @@ def load_model(name: str | None = None, module: str | None = None, input_size=No
             )
         return build_model(name), tuple(get_model(name).input), name
     model = build(load_factory(module), "cpu", factory_arguments(arguments))
-    size = tuple(input_size) if input_size else default_input_size(model)
-    if size is None:
-        raise InvalidInput(
-            "input_size", "is required: the model does not say its input; give C H W, e.g. 3 224 224"
-        )
-    return model, size, module
+    return model, input_size_of(model, input_size), module
 
 
 def _conv_modules(model) -> dict[str, torch.nn.Module]:
@@ -483,7 +481,7 @@ def run_model(
     converted one (traced, so what it runs); ``realised`` their ratio. Then ``layer_rounds``
     more rounds with a clock on every convolution give the per-layer breakdown (``layers``).
     """
-    Ps = list(dict.fromkeys(whole_numbers("P", Ps, "4,8") if isinstance(Ps, str) else Ps))
+    Ps = _distinct_P(Ps, "4,8")
     impls = parse_model_impls(",".join(impls)) if impls is not None else list(MODEL_IMPLS)
     if not Ps and not G and not dwc:
         raise InvalidInput("P", "give at least one P (or G, or dwc)")

@@ -239,6 +239,17 @@ def default_input_size(model: nn.Module):
     return None
 
 
+def input_size_of(model: nn.Module, input_size=None) -> tuple[int, int, int]:
+    """``input_size`` as given, else the model's own (``default_input_size``), else InvalidInput."""
+    size = tuple(input_size) if input_size else default_input_size(model)
+    if size is None:
+        raise InvalidInput(
+            "input_size",
+            "is required: give the input as C H W, e.g. --input-size 3 224 224 (the model does not say)",
+        )
+    return size
+
+
 def trace_factory(
     factory, input_size=None, name: str | None = None, device="meta", arguments=None
 ) -> ModelSpec:
@@ -252,13 +263,7 @@ def trace_factory(
     """
     label = name or getattr(factory, "__name__", None)
     model = build(factory, device, arguments)
-    if input_size is None:
-        input_size = default_input_size(model)
-        if input_size is None:
-            raise InvalidInput(
-                "input_size",
-                "is required: give the input as C H W, e.g. --input-size 3 224 224 (the model does not say)",
-            )
+    input_size = input_size_of(model, input_size)
     if device != "meta":
         return trace(model, input_size, label)
     try:
