@@ -223,6 +223,7 @@ def analyze(
     conventions.check(convention)
     spec = model if isinstance(model, ModelSpec) else get_model(model, dataset)
     after = apply_variant(spec, variant, P, G, se)
+    P = P_setting(P) if variant == "hetconv" else None
     rows = [_layer_row(b, a, convention) for b, a in zip(spec.layers, after.layers)]
     base_flops, flops, base_params, params = (sum(r[key] for r in rows) for key in COUNTS)
     rows = [{k: _number(v) if k in COUNTS else v for k, v in r.items()} for r in rows]
@@ -231,7 +232,7 @@ def analyze(
         dataset=spec.dataset,
         input=list(spec.input),
         variant=variant,
-        P=P_setting(P) if variant == "hetconv" else None,
+        P=P,
         convention=convention,
         flops=_number(flops),
         params=_number(params),
@@ -243,8 +244,7 @@ def analyze(
         layers=rows,
         G=G if variant == "gwc_pwc" else None,
         se=se,
-        notes=list(spec.notes)
-        + _nothing_replaced(variant, rows, P_setting(P) if variant == "hetconv" else None),
+        notes=list(spec.notes) + _nothing_replaced(variant, rows, P),
         params_unused=spec.params_unused,
         flops_by_op=flops_by_op(after.layers, convention),
     )
