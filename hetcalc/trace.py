@@ -27,6 +27,7 @@ import os
 import sys
 from collections import Counter
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -264,11 +265,11 @@ def trace_factory(
     label = name or getattr(factory, "__name__", None)
     model = build(factory, device, arguments)
     input_size = input_size_of(model, input_size)
-    if device != "meta":
-        return trace(model, input_size, label)
     try:
         return trace(model, input_size, label)
     except _ForwardFailed as failure:
+        if device != "meta":
+            raise
         needed, free = model_bytes(model), _available_memory()
         if needed > free // 2:
             raise InvalidInput(
@@ -279,7 +280,7 @@ def trace_factory(
         cpu = build(factory, "cpu", arguments)
         spec = trace(cpu, input_size, label)
         note = f"counted on the CPU: the meta device cannot run it ({failure.cause})"
-        return spec.__class__(**{**spec.__dict__, "notes": (note, *spec.notes)})
+        return replace(spec, notes=(note, *spec.notes))
 
 
 class _ForwardFailed(InvalidInput):
