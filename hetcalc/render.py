@@ -93,12 +93,6 @@ class Column:
     wrap: bool = False  # text (not a name): wrapping it is preferred to dropping columns
 
 
-def _cell_width(cell: str) -> int:
-    from rich.text import Text
-
-    return max(Text.from_markup(line).cell_len for line in str(cell).split("\n"))
-
-
 def fold_text(text: str, width: int) -> str:
     """``text`` broken into lines of at most ``width`` cells, after dots and at spaces where it can."""
     tokens, token = [], ""

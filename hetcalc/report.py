@@ -8,16 +8,6 @@ from . import cost, kinds
 from .spec import ConvSpec
 
 
-def layer_costs(
-    spec: ConvSpec, P: int, G: int | None = None, mid: int | None = None, grouped_sum: bool = False
-) -> dict[str, tuple[int | None, cost.Cost]]:
-    """(setting, cost) of ``spec`` as each kind: standard, HetConv(P), DWC+PWC, GWC+PWC(G, defaults to P)."""
-    settings = {"standard": None, "hetconv": P, "dwc_pwc": None, "gwc_pwc": P if G is None else G}
-    if grouped_sum:
-        settings["hetconv_grouped_sum"] = P
-    return {kind: (value, kinds.layer_cost(spec, kind, value, mid)) for kind, value in settings.items()}
-
-
 def layer_rows(spec: ConvSpec, P, G=None, mid: int | None = None, grouped_sum: bool = False) -> list[dict]:
     """One row per kind and setting: flops, macs, adds, params, reduction (Eqs. 5, 7, 11), speedup (Eq. 9),
     latency. ``P`` and ``G`` may be lists (a sweep): one HetConv row per P, one GWC+PWC row per G
