@@ -111,18 +111,22 @@ def measured_series(payload) -> list[dict]:
     return list(by_impl.values())
 
 
-def load_measured(path) -> list[dict]:
-    """:func:`measured_series` of a JSON file, with one-line errors for a missing or broken file."""
+def _read_json(path, parameter: str):
+    """The JSON value in file ``path``, or InvalidInput naming ``parameter`` for a missing or broken file."""
     path = Path(path)
     try:
-        payload = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except FileNotFoundError:
-        raise InvalidInput("--measured", f"no such file: {path}") from None
+        raise InvalidInput(parameter, f"no such file: {path}") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise InvalidInput("--measured", f"cannot read {path}: {error}") from None
+        raise InvalidInput(parameter, f"cannot read {path}: {error}") from None
     except json.JSONDecodeError as error:
-        raise InvalidInput("--measured", f"{path} is not valid JSON ({error})") from None
-    return measured_series(payload)
+        raise InvalidInput(parameter, f"{path} is not valid JSON ({error})") from None
+
+
+def load_measured(path) -> list[dict]:
+    """:func:`measured_series` of a JSON file, with one-line errors for a missing or broken file."""
+    return measured_series(_read_json(path, "--measured"))
 
 
 def long_form(series: list[dict]):
@@ -365,13 +369,7 @@ def _variant_label(report) -> str:
 
 def load_bench(path) -> dict:
     """A ``hetcalc bench --model --json`` file, checked to hold per-layer rows (one-line errors)."""
-    path = Path(path)
-    try:
-        payload = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InvalidInput("FILE", f"no such file: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InvalidInput("FILE", f"cannot read {path} as JSON ({error})") from None
+    payload = _read_json(path, "FILE")
     layers = payload.get("layers") if isinstance(payload, dict) else None
     keys = (
         "variant",
