@@ -3,7 +3,7 @@
     python benchmarks/fast_floor.py [--P 4,8] [--repeats 9] [--threads 2] [--channels-last]
 
 Layer 256 → 256, 3×3, batch 8, 56×56 (the configuration of ``hetcalc bench``), CPU. Times,
-interleaved with nn.Conv2d (``hetcalc.bench.time_layers``): the grouped K×K conv alone, the
+interleaved with nn.Conv2d (``hetcalc.real.bench.time_layers``): the grouped K×K conv alone, the
 dense 1×1 conv alone, and the two back to back with no sum, no channel permutation and no
 copy, which is the least time any layer made of these two oneDNN kernels can take; then
 HetConv fast and grouped_sum. Prints each speedup over nn.Conv2d (median of paired rounds)
@@ -18,10 +18,11 @@ import statistics
 import torch
 from torch import nn
 
-from hetcalc import bench, cost
-from hetcalc.errors import whole_numbers
-from hetcalc.layers import HetConv2d
-from hetcalc.spec import ConvSpec
+from hetcalc.core import cost
+from hetcalc.core.errors import whole_numbers
+from hetcalc.core.spec import ConvSpec
+from hetcalc.real import bench
+from hetcalc.real.layers import HetConv2d
 
 M = N = 256
 K, D, BATCH = 3, 56, 8

@@ -49,9 +49,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the CSV, JSON and PNG")
     args = parser.parse_args()
 
-    from hetcalc import bench
     from hetcalc.cli.bench import result_table
     from hetcalc.plot import figure5, measured_series, save, speedup_series
+    from hetcalc.real import bench
     from hetcalc.render import console
 
     result = bench.run(

@@ -4,9 +4,9 @@
     python benchmarks/model_speed.py --model resnet50 --batch 8 --repeats 3 --layer-rounds 1
 
 Times, for each setting, the standard network and its conversions (``hetcalc bench --model``,
-``hetcalc.bench.run_model``) in the same interleaved rounds: first as ``hetcalc.convert`` builds
+``hetcalc.real.bench.run_model``) in the same interleaved rounds: first as ``hetcalc.convert`` builds
 them (NCHW, BatchNorm as it is), then with every network, standard too, channels last and
-through ``hetcalc.fold.inference`` (BatchNorm folded, HetConv fused and kept in residue order).
+through ``hetcalc.real.fold.inference`` (BatchNorm folded, HetConv fused and kept in residue order).
 Prints each table and writes model_speed_<model>_<setting>.json into benchmarks/results/
 (git-ignored). No assertion: a figure.
 """
@@ -38,8 +38,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON files")
     args = parser.parse_args()
 
-    from hetcalc import bench
     from hetcalc.cli.bench import layers_table, model_table
+    from hetcalc.real import bench
     from hetcalc.render import console
 
     out = console()

@@ -50,8 +50,8 @@ def main() -> None:
 # What a user without hetcalc's symbolic model runs for the same answer.
 FVCORE_PIPELINE = """
 import torch
-from hetcalc.fvcount import count
-from hetcalc.build import build_model
+from hetcalc.real.fvcount import count
+from hetcalc.real.build import build_model
 model = build_model("resnet50", "imagenet", variant="hetconv", P=4).eval()
 count(model, (torch.zeros(1, 3, 224, 224),))
 """

@@ -4,7 +4,7 @@
 
 Each chain is nn.Sequential of Conv2d(16, 16, 3, padding=1), BatchNorm2d(16), ReLU, repeated
 ``layers`` times, on a 1×16×32×32 input. All three run in this process (imports excluded),
-best of ``--repeats``: (a) MacCounter on the meta device (or ``hetcalc.trace.trace`` with
+best of ``--repeats``: (a) MacCounter on the meta device (or ``hetcalc.real.trace.trace`` with
 ``--trace``), (b) FlopCounterMode(display=False) with its module tracker, on meta, (c) fvcore's
 FlopCountAnalysis(model, x).total() on the cpu; for reference, the meta forward alone (no
 counter: torch's Python meta kernel of batch norm dominates it) and MacCounter on the cpu with
@@ -23,7 +23,7 @@ from fvcore.nn import FlopCountAnalysis
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from hetcalc.counter import MacCounter
+from hetcalc.real.counter import MacCounter
 
 INPUT = (16, 32, 32)
 
@@ -53,7 +53,7 @@ def best(function, repeats: int) -> tuple[float, object]:
 def time_hetcalc(model: nn.Module, input_size: tuple[int, ...], use_trace: bool = False):
     """A function counting ``model`` on a 1×``input_size`` meta input: MacCounter, or trace with use_trace."""
     if use_trace:
-        from hetcalc.trace import trace
+        from hetcalc.real.trace import trace
 
         return lambda: trace(model, input_size)
     x = torch.zeros(1, *input_size, device="meta")
@@ -116,7 +116,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", default="250,1000,4000", help="comma-separated chain lengths")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--trace", action="store_true", help="time hetcalc.trace.trace instead of MacCounter")
+    parser.add_argument(
+        "--trace", action="store_true", help="time hetcalc.real.trace.trace instead of MacCounter"
+    )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -1,12 +1,12 @@
 """hetcalc: exact FLOPs and parameters of heterogeneous-kernel convolutions (HetConv, LHC).
 
-The symbolic core (``hetcalc.spec``, ``hetcalc.cost``, ``hetcalc.report``) imports no torch.
-``hetcalc.convert`` (and ``convert_gwc``, ``convert_dwc``; from ``hetcalc.conversion``) load torch on
-first use; ``hetcalc.trace.trace`` turns any nn.Module into a model spec.
+The symbolic core (``hetcalc.core.spec``, ``hetcalc.core.cost``, ``hetcalc.core.report``) imports no torch.
+``hetcalc.convert`` (and ``convert_gwc``, ``convert_dwc``; from ``hetcalc.real.conversion``) load torch on
+first use; ``hetcalc.real.trace.trace`` turns any nn.Module into a model spec.
 """
 
-from .cost import Cost
-from .spec import ConvSpec, output_size
+from .core.cost import Cost
+from .core.spec import ConvSpec, output_size
 
 __version__ = "0.1.0"
 __all__ = ["Cost", "ConvSpec", "output_size", "__version__"]  # convert &c. stay lazy: not in *-imports
@@ -20,6 +20,6 @@ def __getattr__(name):
         raise AttributeError(f"module 'hetcalc' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(".conversion", __name__), name)
+    value = getattr(importlib.import_module(".real.conversion", __name__), name)
     globals()[name] = value
     return value

@@ -5,14 +5,14 @@
 >>> speedup_curve(K=[3, 5])                              # long form: kind, K, P, speedup
 >>> figure5(K=3)                                         # a matplotlib Figure (the paper's Figure 5)
 
-Every number comes from ``hetcalc.cost``; figures are drawn by ``hetcalc.plot``.
+Every number comes from ``hetcalc.core.cost``; figures are drawn by ``hetcalc.plot``.
 """
 
 from __future__ import annotations
 
 from . import plot
-from .report import frame, layer_rows
-from .spec import ConvSpec
+from .core.report import frame, layer_rows
+from .core.spec import ConvSpec
 
 
 def layer_report(M: int, N: int, K: int, P: int, G: int | None = None, D: int = 1, bias: bool = False):
@@ -21,20 +21,20 @@ def layer_report(M: int, N: int, K: int, P: int, G: int | None = None, D: int = 
 
 
 def analyze(model: str, **options):
-    """A model's ModelReport (``hetcalc.analyze.analyze``): totals as attributes, layers via ``.frame()``."""
-    from .analyze import analyze as run
+    """A model's ModelReport (``hetcalc.core.analyze.analyze``): totals as attributes, layers via ``.frame()``."""
+    from .core.analyze import analyze as run
 
     return run(model, **options)
 
 
 def model_report(model: str, **options):
-    """A model's per-layer DataFrame; ``options`` as for ``hetcalc.analyze.analyze`` (P, dataset, variant, …)."""
+    """A model's per-layer DataFrame; ``options`` as for ``hetcalc.core.analyze.analyze`` (P, dataset, variant, …)."""
     return analyze(model, **options).frame()
 
 
 def table1(convention: str = "paper"):
     """The paper's Table 1 (VGG-16 on CIFAR-10): published and reproduced numbers with deltas."""
-    from .paper import table1_frame
+    from .core.paper import table1_frame
 
     return table1_frame(convention)
 

@@ -1,7 +1,7 @@
 """Figures: the paper's Figure 5 and per-layer model costs, as matplotlib Figures.
 
 Data first, drawing second: :func:`speedup_series` computes every plotted value from
-``hetcalc.cost`` (Eqs. 5, 7, 9, 11) and :func:`figure5` only draws those series, so the
+``hetcalc.core.cost`` (Eqs. 5, 7, 9, 11) and :func:`figure5` only draws those series, so the
 ``--json`` output of ``hetcalc plot speedup`` and the figure are the same numbers.
 Figures are ``matplotlib.figure.Figure`` objects, never pyplot: no global state, no show().
 matplotlib is imported inside the drawing functions, not when this module is imported.
@@ -13,8 +13,8 @@ import json
 from itertools import cycle
 from pathlib import Path
 
-from . import cost
-from .errors import InvalidInput, existing_folder, positive_int, whole_numbers
+from .core import cost
+from .core.errors import InvalidInput, existing_folder, positive_int, whole_numbers
 from .render import si
 
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
@@ -305,7 +305,7 @@ def _label(s: dict, single: bool) -> str:
 def model_figure(report, title: str | None = None):
     """Per-layer FLOPs, standard vs replaced network (log scale), and each layer's reduction.
 
-    ``report`` is a ModelReport (``hetcalc.analyze``) or a DataFrame of its layers with
+    ``report`` is a ModelReport (``hetcalc.core.analyze``) or a DataFrame of its layers with
     columns name, flops_before, flops_after.
     """
     from matplotlib.figure import Figure

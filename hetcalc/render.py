@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .errors import InvalidInput, existing_folder
+from .core.errors import InvalidInput, existing_folder
 
 _PREFIXES = ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "K"), (1, ""))
 SIGNIFICANT = 12  # digits of a non-integral exported number: far above any count's meaning, below float noise

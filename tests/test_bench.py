@@ -9,9 +9,9 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from hetcalc import bench
 from hetcalc.cli import cli
 from hetcalc.plot import measured_series
+from hetcalc.real import bench
 
 TINY = [
     "--M",

@@ -1,4 +1,4 @@
-"""``hetcalc bench --model/--module`` and ``hetcalc.fold``: structure, pairing, exactness, counts (no timing assertions)."""
+"""``hetcalc bench --model/--module`` and ``hetcalc.real.fold``: structure, pairing, exactness, counts (no timing assertions)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from click.testing import CliRunner
 from torch import nn
 
 import hetcalc
-from hetcalc import bench, fvcount
-from hetcalc.analyze import analyze
-from hetcalc.build import build_model
 from hetcalc.cli import cli
-from hetcalc.fold import FusedHetConv, inference
-from hetcalc.trace import trace
+from hetcalc.core.analyze import analyze
+from hetcalc.real import bench, fvcount
+from hetcalc.real.build import build_model
+from hetcalc.real.fold import FusedHetConv, inference
+from hetcalc.real.trace import trace
 
 TINY = f"{Path(__file__).resolve()}:tiny_net"
 
@@ -141,7 +141,7 @@ def test_residue_order_passes_through_dense_1x1_convs_but_not_across_a_residual_
 
 
 def test_standard_and_fused_layers_count_the_same_as_the_cost_model_for_strided_hetconv():
-    layer = hetcalc.layers.HetConv2d(16, 16, 3, 4, stride=2, impl="fast").eval()
+    layer = hetcalc.real.layers.HetConv2d(16, 16, 3, 4, stride=2, impl="fast").eval()
     fused = FusedHetConv(layer).eval()
     x = torch.randn(2, 16, 9, 9)
     with torch.no_grad():

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from hetcalc.cli import cli
-from hetcalc.paper import TABLE1, TOLERANCE
+from hetcalc.core.paper import TABLE1, TOLERANCE
 from hetcalc.render import SIGNIFICANT, exported, si
 
 WIDTHS = (80, 100, 120, 200)
@@ -47,7 +47,7 @@ def payload(*args):
 
 @pytest.fixture(scope="module")
 def mask_file(tmp_path_factory):
-    from hetcalc.masks import kind_mask
+    from hetcalc.core.masks import kind_mask
 
     path = tmp_path_factory.mktemp("masks") / "hetconv.npy"
     np.save(path, kind_mask("hetconv", 16, 16, 3, 4))
@@ -57,7 +57,7 @@ def mask_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def verify_rows():
     """One real run of ``verify --quick``'s checks, replayed at every width (no need to trace 8 times)."""
-    from hetcalc import verify as checks
+    from hetcalc.real import verify as checks
 
     cases = [*checks.layer_grid(quick=True), *checks.model_cases(quick=True)]
     return checks.run(cases, progress=lambda it: it)
@@ -116,7 +116,7 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 def test_every_table_fits(command, width, terminal, mask_file, verify_rows, monkeypatch):
     """No line wider than the terminal and nothing cut short with '…', piped (COLUMNS) or on a terminal."""
     if command == "verify":
-        monkeypatch.setattr("hetcalc.verify.run", lambda cases, progress: verify_rows)
+        monkeypatch.setattr("hetcalc.real.verify.run", lambda cases, progress: verify_rows)
     args = [str(mask_file) if a is None else a for a in COMMANDS[command]]
     env = {"COLUMNS": str(width), "TTY_COMPATIBLE": "1" if terminal else "0", "TTY_INTERACTIVE": "0"}
     result = run(*args, env=env)

@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 from torch import nn
 
 import hetcalc
-from hetcalc.analyze import analyze
-from hetcalc.conversion import convert, convert_dwc, convert_gwc
-from hetcalc.errors import InvalidInput
-from hetcalc.fvcount import count
-from hetcalc.layers import DwPwConv2d, GwPwConv2d, HetConv2d
-from hetcalc.trace import trace
+from hetcalc.core.analyze import analyze
+from hetcalc.core.errors import InvalidInput
+from hetcalc.real.conversion import convert, convert_dwc, convert_gwc
+from hetcalc.real.fvcount import count
+from hetcalc.real.layers import DwPwConv2d, GwPwConv2d, HetConv2d
+from hetcalc.real.trace import trace
 
 
 def fvcore(model, size) -> tuple[int, int]:

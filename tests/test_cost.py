@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hetcalc import cost
-from hetcalc.errors import InvalidInput
-from hetcalc.spec import ConvSpec, output_size
+from hetcalc.core import cost
+from hetcalc.core.errors import InvalidInput
+from hetcalc.core.spec import ConvSpec, output_size
 
 
 def test_standard_by_hand():

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from hetcalc import counter as C
-from hetcalc.counter import FORMULAS, MacCounter, formula, is_free
+from hetcalc.real import counter as C
+from hetcalc.real.counter import FORMULAS, MacCounter, formula, is_free
 
 DEVICES = ["meta", "cpu"]
 

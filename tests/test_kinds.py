@@ -1,6 +1,6 @@
 """The kinds registry, walked end to end, and the one eligibility rule that every path shares.
 
-Every kind of ``hetcalc.kinds.KINDS`` is checked through every path without a test of its own:
+Every kind of ``hetcalc.core.kinds.KINDS`` is checked through every path without a test of its own:
 its formula against fvcore's count of its real layer, and (for the kinds a model can be
 converted to) ``convert`` ↔ ``trace`` ↔ ``analyze`` ↔ fvcore, and a timed layer of ``bench``.
 Then random small conv nets under random P, G or DWC: the symbolic report of the traced model,
@@ -18,13 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from hetcalc import bench, kinds, verify
-from hetcalc.analyze import analyze
-from hetcalc.conversion import convert
-from hetcalc.errors import InvalidInput
-from hetcalc.fvcount import NOT_MACS, count
-from hetcalc.spec import ConvSpec
-from hetcalc.trace import trace
+from hetcalc.core import kinds
+from hetcalc.core.analyze import analyze
+from hetcalc.core.errors import InvalidInput
+from hetcalc.core.spec import ConvSpec
+from hetcalc.real import bench, verify
+from hetcalc.real.conversion import convert
+from hetcalc.real.fvcount import NOT_MACS, count
+from hetcalc.real.trace import trace
 
 
 def fvcore_macs(model, size) -> int:

@@ -10,11 +10,11 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hetcalc import cost
-from hetcalc.errors import InvalidInput
-from hetcalc.fvcount import count, param_count, unexplained
-from hetcalc.layers import DwPwConv2d, GwPwConv2d, HetConv2d
-from hetcalc.spec import ConvSpec, output_size
+from hetcalc.core import cost
+from hetcalc.core.errors import InvalidInput
+from hetcalc.core.spec import ConvSpec, output_size
+from hetcalc.real.fvcount import count, param_count, unexplained
+from hetcalc.real.layers import DwPwConv2d, GwPwConv2d, HetConv2d
 
 SETTINGS = settings(max_examples=30, deadline=None)
 

@@ -9,12 +9,12 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 
-from hetcalc import cost
 from hetcalc.cli import cli
-from hetcalc.fvcount import count, unexplained
-from hetcalc.lhc import MaskedConv2d, export_masks
-from hetcalc.masks import kind_mask
-from hetcalc.spec import ConvSpec
+from hetcalc.core import cost
+from hetcalc.core.masks import kind_mask
+from hetcalc.core.spec import ConvSpec
+from hetcalc.real.fvcount import count, unexplained
+from hetcalc.real.lhc import MaskedConv2d, export_masks
 
 
 def random_mask(shape, seed=0):

@@ -8,10 +8,10 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hetcalc import cost
 from hetcalc.cli import cli
-from hetcalc.masks import MaskLayer, kind_mask, topology
-from hetcalc.spec import ConvSpec
+from hetcalc.core import cost
+from hetcalc.core.masks import MaskLayer, kind_mask, topology
+from hetcalc.core.spec import ConvSpec
 
 
 @st.composite

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from hetcalc.cli import cli
-from hetcalc.paper import TOLERANCE, row_options, table1, table1_frame
+from hetcalc.core.paper import TOLERANCE, row_options, table1, table1_frame
 
 # row: (FLOPs M, FLOPs reduced %, params M, params reduced %) as published; None where the paper has "—".
 PUBLISHED = {

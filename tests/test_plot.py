@@ -16,7 +16,7 @@ def run(*args):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
-# The formulas, written out here rather than taken from hetcalc.cost.
+# The formulas, written out here rather than taken from hetcalc.core.cost.
 def het_speedup(P, K):
     return 1 / (1 / P + (1 - 1 / P) / K**2)  # Eq. 9 of Eq. 5
 
@@ -271,7 +271,7 @@ def test_plot_model_bad_input_writes_nothing(tmp_path):
 
 def test_matplotlib_is_lazy_and_pyplot_unused():
     code = (
-        "import sys, hetcalc.cli, hetcalc.cost, hetcalc.plot, hetcalc.api\n"
+        "import sys, hetcalc.cli, hetcalc.core.cost, hetcalc.plot, hetcalc.api\n"
         "assert 'matplotlib' not in sys.modules and 'pandas' not in sys.modules\n"
         "hetcalc.api.figure5(K=[3, 5])\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"
@@ -280,7 +280,7 @@ def test_matplotlib_is_lazy_and_pyplot_unused():
 
 
 def test_plot_model_with_the_zoo(tmp_path):
-    analyze = pytest.importorskip("hetcalc.analyze").analyze
+    analyze = pytest.importorskip("hetcalc.core.analyze").analyze
     out = tmp_path / "vgg16.png"
     result = run("plot", "model", "vgg16", "--P", "4", "--json", "--out", str(out))
     assert result.exit_code == 0, result.stderr

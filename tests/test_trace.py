@@ -11,12 +11,12 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from torch import nn
 
-from hetcalc.analyze import analyze
 from hetcalc.cli import cli
-from hetcalc.errors import InvalidInput
-from hetcalc.fvcount import count
-from hetcalc.lhc import MaskedConv2d
-from hetcalc.trace import trace, trace_factory
+from hetcalc.core.analyze import analyze
+from hetcalc.core.errors import InvalidInput
+from hetcalc.real.fvcount import count
+from hetcalc.real.lhc import MaskedConv2d
+from hetcalc.real.trace import trace, trace_factory
 
 NOT_MACS = ("batch_norm", "layer_norm", "adaptive_avg_pool2d")  # fvcore counts these; they are no MACs
 
@@ -176,7 +176,7 @@ def test_meta_build_allocates_nothing():
 
 
 def test_real_layers_and_shared_modules():
-    from hetcalc.layers import DwPwConv2d, GwPwConv2d, HetConv2d
+    from hetcalc.real.layers import DwPwConv2d, GwPwConv2d, HetConv2d
 
     class Net(nn.Module):
         def __init__(self):
@@ -264,7 +264,7 @@ def not_a_model():
     return [1, 2]
 
 def masked():
-    from hetcalc.lhc import MaskedConv2d
+    from hetcalc.real.lhc import MaskedConv2d
     mask = torch.zeros(8, 8, 3, 3, dtype=torch.bool)
     mask[:, :, 1, 1] = True  # centre taps only: a 1×1 convolution in a 3×3 bank
     return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), MaskedConv2d(8, 8, 3, mask=mask, bias=False))
@@ -453,7 +453,7 @@ def test_a_model_with_nothing_to_replace_is_reported(tmp_path, monkeypatch):
 
 
 def test_factory_arguments_are_literals_or_strings_never_code():
-    from hetcalc.trace import factory_arguments
+    from hetcalc.real.trace import factory_arguments
 
     assert factory_arguments(["aux_logits=False", "size=(3, 224, 224)", "model_name=resnet50", "n=10"]) == {
         "aux_logits": False,
@@ -496,7 +496,7 @@ def test_a_model_meta_cannot_run_is_counted_on_the_cpu_and_says_so():
 
 
 def test_a_model_too_big_for_the_cpu_retry_is_refused_in_one_line(monkeypatch):
-    from hetcalc import trace as tracing
+    from hetcalc.real import trace as tracing
 
     monkeypatch.setattr(tracing, "_available_memory", lambda: 2**20)  # 1 MiB free
     factory = lambda: nn.Sequential(nn.Linear(64, 4096), nn.Flatten(0))  # noqa: E731 - 1 MiB of weights

@@ -9,13 +9,16 @@ import sys
 import torch
 from click.testing import CliRunner
 
-from hetcalc import cost, kinds, verify
 from hetcalc.cli import cli
-from hetcalc.fvcount import FREE_OPS, count, unexplained
-from hetcalc.layers import HetConv2d
-from hetcalc.spec import ConvSpec
+from hetcalc.core import cost, kinds
+from hetcalc.core.spec import ConvSpec
+from hetcalc.real import verify
+from hetcalc.real.fvcount import FREE_OPS, count, unexplained
+from hetcalc.real.layers import HetConv2d
 
-KINDS = {row for row, _, _ in verify.realisations()}  # every kind of hetcalc.kinds, and HetConv impl="fast"
+KINDS = {
+    row for row, _, _ in verify.realisations()
+}  # every kind of hetcalc.core.kinds, and HetConv impl="fast"
 
 
 def test_verify_module_worked_example():
@@ -124,7 +127,7 @@ def test_cli_verify_table_and_exit_1_on_mismatch(monkeypatch):
 
 def test_torch_is_not_imported_by_the_symbolic_core_or_the_cli():
     code = (
-        "import sys, hetcalc, hetcalc.cost, hetcalc.cli, hetcalc.cli.verify; "
+        "import sys, hetcalc, hetcalc.core.cost, hetcalc.cli, hetcalc.cli.verify; "
         "assert 'torch' not in sys.modules and 'fvcore' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

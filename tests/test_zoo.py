@@ -2,12 +2,12 @@
 
 import pytest
 
-from hetcalc import cost
-from hetcalc.analyze import analyze, apply_variant, candidates, exact_counts
-from hetcalc.conventions import costs
-from hetcalc.errors import InvalidInput
-from hetcalc.spec import ConvSpec
-from hetcalc.zoo import Conv, Linear, ModelSpec, get_model, list_models, model_datasets
+from hetcalc.core import cost
+from hetcalc.core.analyze import analyze, apply_variant, candidates, exact_counts
+from hetcalc.core.conventions import costs
+from hetcalc.core.errors import InvalidInput
+from hetcalc.core.spec import ConvSpec
+from hetcalc.core.zoo import Conv, Linear, ModelSpec, get_model, list_models, model_datasets
 
 # Community counts: torchvision's documented parameters and GFLOPS (multiply-accumulates) at 224×224,
 # and the CIFAR-10 ResNets of He et al. (0.85M / 1.7M parameters; 125.49M MACs for ResNet-56).
@@ -181,7 +181,7 @@ def test_a_user_spec_is_analysed_like_a_zoo_model():
 def test_torch_module_matches_exact_counts(name, options):
     torch = pytest.importorskip("torch")
     fvcore_nn = pytest.importorskip("fvcore.nn")
-    from hetcalc.build import build_model
+    from hetcalc.real.build import build_model
 
     model = build_model(name, **options).eval()
     analysis = (

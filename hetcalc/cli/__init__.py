@@ -14,7 +14,7 @@ from contextlib import nullcontext
 
 import click
 
-from ..errors import InvalidInput
+from ..core.errors import InvalidInput
 
 # name → "module:attribute"; a command module is imported only when that command runs.
 COMMANDS = {

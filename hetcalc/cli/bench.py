@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import InvalidInput
+from ..core.errors import InvalidInput
 from ..render import Column, check_csv_path, console, fitted, print_json, si, write_csv
 from . import csv_option, json_option, needs_torch, progress, working
 from .model import module_options, refuse_module_options
@@ -50,7 +50,7 @@ from .model import module_options, refuse_module_options
 @click.option(
     "--fold",
     is_flag=True,
-    help="With a model: every network, standard too, with BatchNorm folded (hetcalc.fold.inference); "
+    help="With a model: every network, standard too, with BatchNorm folded (hetcalc.real.fold.inference); "
     "HetConv fast/grouped_sum fused, fast kept in residue order between layers.",
 )
 @click.option(
@@ -124,7 +124,7 @@ def bench(
               hetcalc bench --json > bench.json && hetcalc plot speedup --measured bench.json --out f.png
     Inference mode, after a warm-up; each round times the standard conv and every layer once
     (interleaved), speedup is the median of the paired ratios. Theory is each layer's own
-    formula in hetcalc.cost: Eq. 5 for HetConv (exact and fast), 1/P + 1/K² for grouped_sum,
+    formula in hetcalc.core.cost: Eq. 5 for HetConv (exact and fast), 1/P + 1/K² for grouped_sum,
     Eq. 11 (G = P, mid = M) for GWC+PWC, Eq. 7 for DWC+PWC, the kept taps for the masked conv.
 
     \b
@@ -169,7 +169,7 @@ def bench(
             raise InvalidInput(option, "applies to --model or --module only")
     P = "2,4,8,16,32" if P is None else P
     with working("preparing the layers"):
-        from .. import bench as benchmark
+        from ..real import bench as benchmark
 
     names = benchmark.parse_impls(impls) if impls is not None else None
     result = benchmark.run(
@@ -199,7 +199,7 @@ def bench(
 
 
 def result_table(result: dict, width: int | None = None):
-    """The rich table of a ``hetcalc.bench.run`` result, the machine in its title."""
+    """The rich table of a ``hetcalc.real.bench.run`` result, the machine in its title."""
     layer, mach = result["layer"], result["machine"]
     title = (
         f"Layer {layer['M']} → {layer['N']}, {layer['K']}×{layer['K']}, batch {layer['batch']}, "
@@ -269,7 +269,7 @@ def bench_model(
         if context.get_parameter_source(option) == ParameterSource.COMMANDLINE:
             raise InvalidInput(f"--{option}", "applies to the layer bench, not to --model/--module")
     with working("preparing the models"):
-        from .. import bench as benchmark
+        from ..real import bench as benchmark
 
         names = benchmark.parse_model_impls(impls) if impls is not None else None
         if name is not None:
@@ -317,7 +317,7 @@ def _setup(result: dict) -> str:
 
 
 def model_table(result: dict, width: int | None = None):
-    """The rich table of a ``hetcalc.bench.run_model`` result: one row per network."""
+    """The rich table of a ``hetcalc.real.bench.run_model`` result: one row per network."""
     columns = [
         Column("network", "left"),
         Column("ms"),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from ..errors import InvalidInput, positive_int, whole_numbers
+from ..core.errors import InvalidInput, positive_int, whole_numbers
+from ..core.report import cheapest, layer_rows, layer_verdicts
+from ..core.spec import ConvSpec, output_size
 from ..render import Column, check_csv_path, console, fitted, print_json, si, write_csv
-from ..report import cheapest, layer_rows, layer_verdicts
-from ..spec import ConvSpec, output_size
 from . import csv_option, json_option
 
 

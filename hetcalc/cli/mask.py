@@ -37,7 +37,7 @@ def mask(file, D, bias, csv_path, as_json):
         check_csv_path(csv_path)
     if str(file).endswith(".pt"):
         needs_torch("hetcalc mask FILE.pt")
-    from ..masks import load
+    from ..core.masks import load
 
     rows = [layer.report(bias) for layer in load(file, D)]
     totals = {

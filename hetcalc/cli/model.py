@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import InvalidInput
+from ..core.errors import InvalidInput
 from ..render import Column, check_csv_path, console, fitted, print_json, si
 from ..render import write_csv as write_rows
 from . import json_option, needs_torch, working
@@ -121,7 +121,7 @@ def write_csv(report, path: str) -> None:
 def traced(module, input_size, device, arguments=()):
     """The ModelSpec of a user's model (``--module``): torch is imported here, only when asked for."""
     needs_torch("--module")
-    from ..trace import factory_arguments, load_factory, trace_factory
+    from ..real.trace import factory_arguments, load_factory, trace_factory
 
     factory = load_factory(module)
     with working(f"tracing {module}"):
@@ -189,7 +189,7 @@ def model(name, module, input_size, arguments, device, dataset, P, G, dwc, se, c
     convolutions) is in the total under the module that ran it ("ops" rows), carried unchanged;
     other parameters are one more row; parameters the forward never reads are reported.
     """
-    from ..analyze import analyze
+    from ..core.analyze import analyze
 
     if csv_path:
         check_csv_path(csv_path, "--csv")
@@ -293,6 +293,6 @@ def render(report) -> None:
 
 
 def conventions_unit(report) -> str:
-    from ..conventions import UNIT
+    from ..core.conventions import UNIT
 
     return UNIT[report.convention]

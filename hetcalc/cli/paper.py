@@ -31,9 +31,9 @@ def table1(convention, csv_path, as_json):
     digit: covers rounding and truncation). Rows that do not are flagged, with what the
     published number implies (the P, the layer-level reduction or SE reduction it needs).
     """
-    from ..conventions import UNIT
-    from ..paper import DATASET, MODEL, TOLERANCE
-    from ..paper import table1 as rows_of
+    from ..core.conventions import UNIT
+    from ..core.paper import DATASET, MODEL, TOLERANCE
+    from ..core.paper import table1 as rows_of
 
     if csv_path:
         check_csv_path(csv_path)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import InvalidInput
+from ..core.errors import InvalidInput
 from .model import chosen_variant, variant_options
 
 json_option = click.option(
@@ -108,7 +108,7 @@ def model(name, dataset, P, G, dwc, se, convention, out, as_json):
     if variant == "standard":
         raise InvalidInput("--P", "give --P, --gwc or --dwc: what to compare the standard model with")
     _check_out(out, as_json)
-    from ..analyze import analyze
+    from ..core.analyze import analyze
     from ..plot import model_figure
 
     report = analyze(name, dataset=dataset, variant=variant, P=P, G=G, se=se, convention=convention)

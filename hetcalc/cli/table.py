@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import InvalidInput
+from ..core.errors import InvalidInput
 from ..render import Column, check_csv_path, console, fitted, in_unit, prefix_for, print_json, write_csv
 from . import csv_option
 from .model import convention_option, model_source, module_options
@@ -47,8 +47,8 @@ def table(words, module, input_size, arguments, device, dataset, convention, fmt
     HetConv rows of Table 1, P1 … P64. Reductions are against the first row (P1: the unmodified model).
     Every number is that of 'hetcalc model NAME … --json'.
     """
-    from ..conventions import UNIT
-    from ..paper import HETCONV_ROWS, variant_table
+    from ..core.conventions import UNIT
+    from ..core.paper import HETCONV_ROWS, variant_table
 
     if csv_path:
         check_csv_path(csv_path)
@@ -100,8 +100,8 @@ def table(words, module, input_size, arguments, device, dataset, convention, fmt
 
 def _context(source, dataset) -> dict:
     """Model name, dataset and input of what is counted (a zoo name or a traced ModelSpec)."""
-    from ..records import ModelSpec
-    from ..zoo import get_model
+    from ..core.records import ModelSpec
+    from ..core.zoo import get_model
 
     spec = source if isinstance(source, ModelSpec) else get_model(source, dataset)
     if spec is None:

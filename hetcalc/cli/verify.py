@@ -1,4 +1,4 @@
-"""``hetcalc verify``: build real layers of every kind, trace them with fvcore, compare with hetcalc.cost."""
+"""``hetcalc verify``: build real layers of every kind, trace them with fvcore, compare with hetcalc.core.cost."""
 
 from __future__ import annotations
 
@@ -59,8 +59,8 @@ def verify(quick, models, csv_path, as_json):
     if csv_path:
         check_csv_path(csv_path)
     needs_torch("hetcalc verify", ("torch", "fvcore"))
-    from .. import verify as checks
-    from ..fvcount import FREE_OPS, NOT_MACS
+    from ..real import verify as checks
+    from ..real.fvcount import FREE_OPS, NOT_MACS
 
     cases = list(checks.layer_grid(quick=quick))
     if models:

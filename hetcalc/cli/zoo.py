@@ -19,9 +19,9 @@ def zoo(pattern, convention, csv_path, as_json):
 
     Any model can be counted with 'hetcalc model NAME'; --dataset picks another of its datasets.
     """
-    from ..analyze import analyze
-    from ..conventions import UNIT
-    from ..zoo import list_models, model_datasets, model_doc
+    from ..core.analyze import analyze
+    from ..core.conventions import UNIT
+    from ..core.zoo import list_models, model_datasets, model_doc
 
     if csv_path:
         check_csv_path(csv_path)

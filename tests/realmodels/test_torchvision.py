@@ -17,7 +17,7 @@ crop size, and compared with ``weights.meta``:
 Models are built on the meta device (no weights allocated, nothing computed). RegNet cannot be
 *built* there (``BlockParams.from_init_params`` computes its widths with tensors and reads them
 back); it is built with its widths computed on the CPU and every parameter and buffer created
-on meta (``hetcalc.trace.build``), so regnet_y_128gf (644.8M parameters) is never materialised.
+on meta (``hetcalc.real.trace.build``), so regnet_y_128gf (644.8M parameters) is never materialised.
 
 Detection and segmentation models (no weights downloaded) are counted for completeness of the
 totals, and converted CNNs are checked against fvcore to the integer.
@@ -40,9 +40,9 @@ from torchvision import models  # noqa: E402
 from torchvision.models import detection, segmentation  # noqa: E402
 
 import hetcalc  # noqa: E402
-from hetcalc import fvcount  # noqa: E402
-from hetcalc.analyze import analyze  # noqa: E402
-from hetcalc.trace import build, trace, trace_factory  # noqa: E402
+from hetcalc.core.analyze import analyze  # noqa: E402
+from hetcalc.real import fvcount  # noqa: E402
+from hetcalc.real.trace import build, trace, trace_factory  # noqa: E402
 
 CLASSIFICATION = models.list_models(module=models)
 
@@ -73,7 +73,7 @@ def published(name: str):
 def build_on_meta(builder, **args) -> nn.Module:
     """``builder(weights=None, **args)`` with no weight allocated, as ``hetcalc model --module`` builds it.
 
-    ``hetcalc.trace.build`` builds on the meta device, or, for a factory that computes with real
+    ``hetcalc.real.trace.build`` builds on the meta device, or, for a factory that computes with real
     tensors while it builds (RegNet), on the CPU with every parameter and buffer moved to meta
     as it is registered.
     """

@@ -5,15 +5,15 @@ The standard convolution is ``torch.nn.Conv2d``. The others:
 - ``HetConv2d(impl="exact")``: HetConv as the paper defines it (shifted arrangement, Eqs. 2–4);
   it runs exactly Eq. 4's multiply-accumulates and stores only the kept taps.
 - ``HetConv2d(impl="grouped_sum")``: the common public variant, a grouped K×K conv plus a full
-  1×1 conv, summed (``hetcalc.cost.hetconv_grouped_sum``, reduction 1/P + 1/K², not Eq. 5).
+  1×1 conv, summed (``hetcalc.core.cost.hetconv_grouped_sum``, reduction 1/P + 1/K², not Eq. 5).
 - ``HetConv2d(impl="fast")``: the paper's shifted HetConv in grouped_sum's layout (one grouped
   K×K conv over the residue classes plus one dense 1×1 matmul, or a second conv on a
   channels-last input, summed in place), at
-  grouped_sum's multiply-accumulates (``hetcalc.cost.hetconv_grouped_sum``).
+  grouped_sum's multiply-accumulates (``hetcalc.core.cost.hetconv_grouped_sum``).
 - ``DwPwConv2d``: depthwise K×K then pointwise 1×1 (DWC+PWC, Eq. 6).
 - ``GwPwConv2d``: groupwise K×K (G groups) then pointwise 1×1 (GWC+PWC, Eq. 10).
 
-Each has ``cost(D_out_h, D_out_w=None)``: the ``hetcalc.cost`` formula of what it runs.
+Each has ``cost(D_out_h, D_out_w=None)``: the ``hetcalc.core.cost`` formula of what it runs.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import cost as costs
-from . import kinds
-from .errors import InvalidInput, positive_int
-from .spec import ConvSpec
+from ..core import cost as costs
+from ..core import kinds
+from ..core.errors import InvalidInput, positive_int
+from ..core.spec import ConvSpec
 
 
 def _checked(M, N, K, stride, padding) -> tuple[int, int, int, int, int]:
@@ -234,7 +234,7 @@ class DwPwConv2d(_Costed):
     """DWC+PWC (MobileNet): depthwise K×K conv M → M, then pointwise 1×1 conv M → N (Eq. 6).
 
     No normalisation or activation in between: the two convolutions the cost model counts.
-    ``bias=True`` gives both convolutions a bias, as ``hetcalc.cost.dwc_pwc`` counts.
+    ``bias=True`` gives both convolutions a bias, as ``hetcalc.core.cost.dwc_pwc`` counts.
     """
 
     def __init__(
@@ -257,7 +257,7 @@ class DwPwConv2d(_Costed):
         return self.pointwise(self.depthwise(x))
 
     def cost(self, D_out_h: int, D_out_w: int | None = None) -> costs.Cost:
-        """Eq. 6 (hetcalc.cost.dwc_pwc) at a D_out_h × D_out_w output."""
+        """Eq. 6 (hetcalc.core.cost.dwc_pwc) at a D_out_h × D_out_w output."""
         return kinds.layer_cost(self.spec(D_out_h, D_out_w), "dwc_pwc")
 
 
@@ -265,7 +265,7 @@ class GwPwConv2d(_Costed):
     """GWC+PWC: groupwise K×K conv M → mid with G groups, then pointwise 1×1 conv mid → N (Eq. 10).
 
     ``mid`` defaults to M (the paper's experiments). ``bias=True`` gives both convolutions a
-    bias, as ``hetcalc.cost.gwc_pwc`` counts. G must divide M and mid.
+    bias, as ``hetcalc.core.cost.gwc_pwc`` counts. G must divide M and mid.
     """
 
     def __init__(
@@ -299,5 +299,5 @@ class GwPwConv2d(_Costed):
         return self.pointwise(self.groupwise(x))
 
     def cost(self, D_out_h: int, D_out_w: int | None = None) -> costs.Cost:
-        """Eq. 10 (hetcalc.cost.gwc_pwc) at a D_out_h × D_out_w output."""
+        """Eq. 10 (hetcalc.core.cost.gwc_pwc) at a D_out_h × D_out_w output."""
         return kinds.layer_cost(self.spec(D_out_h, D_out_w), "gwc_pwc", self.groups, self.mid_channels)

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import cost
-from .spec import ConvSpec
+from ..core import cost
+from ..core.spec import ConvSpec
 
 
 class _BinaryGate(torch.autograd.Function):

@@ -26,7 +26,7 @@ def P_setting(P):
 
 def candidates(spec: ModelSpec) -> list[int]:
     """Indices of the convolutions a variant may replace: all but the first, except 1×1 ones and those a
-    trace marked ``fixed`` (the model-level part of ``hetcalc.kinds.kept``)."""
+    trace marked ``fixed`` (the model-level part of ``hetcalc.core.kinds.kept``)."""
     convs = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Conv)]
     return [i for i in convs[1:] if spec.layers[i].K > 1 and not spec.layers[i].fixed]
 
@@ -51,7 +51,7 @@ def per_layer_P(P, layers: list[Conv]) -> list[int]:
 def apply_variant(spec: ModelSpec, variant: str = "hetconv", P=None, G=None, se=None) -> ModelSpec:
     """``spec`` with every convolution the variant fits built as ``variant``, plus SE blocks.
 
-    Which layers change is ``hetcalc.kinds.kept``: not the first convolution, not 1×1 ones, not
+    Which layers change is ``hetcalc.core.kinds.kept``: not the first convolution, not 1×1 ones, not
     those a trace marked fixed, and only where the kind fits (P dividing M and N, odd K, …);
     every other layer stays as it is, with the reason in its ``fixed``. A replaced layer keeps
     its M, N, K, stride, output size and bias, and one BatchNorm on its output if it had any;
@@ -263,6 +263,6 @@ def _nothing_replaced(variant: str, rows: list[dict], P=None) -> list[str]:
 
 def exact_counts(model, dataset=None, variant: str = "standard", **options) -> tuple[int, int]:
     """(multiply-accumulates, parameters) under the exact convention: what fvcore and
-    ``sum(p.numel() for p in module.parameters())`` report for ``hetcalc.build.build_model``."""
+    ``sum(p.numel() for p in module.parameters())`` report for ``hetcalc.real.build.build_model``."""
     report = analyze(model, dataset=dataset, variant=variant, convention="exact", **options)
     return report.flops, report.params

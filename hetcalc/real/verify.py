@@ -1,4 +1,4 @@
-"""Symbolic counts (``hetcalc.cost``) against fvcore's trace of real layers, row by row.
+"""Symbolic counts (``hetcalc.core.cost``) against fvcore's trace of real layers, row by row.
 
 Like with like: fvcore counts multiply-accumulates and no bias additions, so a row compares
 ``Cost.macs`` (not ``Cost.flops``) with fvcore's total, and ``Cost.params`` with fvcore's
@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
-from . import fvcount, kinds
-from .cost import Cost
-from .spec import ConvSpec, output_size
+from ..core import kinds
+from ..core.cost import Cost
+from ..core.spec import ConvSpec, output_size
+from . import fvcount
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def failures(rows: list[dict]) -> list[dict]:
 
 
 def realisations() -> list[tuple[str, str, str]]:
-    """(row kind, kind, HetConv impl) for every real layer: each kind of ``hetcalc.kinds`` built as it
+    """(row kind, kind, HetConv impl) for every real layer: each kind of ``hetcalc.core.kinds`` built as it
     is, plus each HetConv implementation that is not a kind of its own (``fast``)."""
     rows = [(name, name, "exact") for name in kinds.KINDS]
     return rows + [
@@ -148,9 +149,9 @@ def model_cases(quick: bool = False) -> Iterator[Case]:
     handles are zeroed in fvcore (``fvcount.NOT_MACS``); ReLU, max-pooling, residual additions
     and option-A shortcuts (slicing, padding) are operators fvcore skips, each listed as free.
     """
-    from .analyze import exact_counts
+    from ..core.analyze import exact_counts
+    from ..core.zoo import get_model
     from .build import build_model
-    from .zoo import get_model
 
     for name, variant, options in MODEL_GRID[:3] if quick else MODEL_GRID:
         spec = get_model(name)

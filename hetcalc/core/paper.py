@@ -3,7 +3,7 @@
 The published numbers are Table 1 of Singh et al., "HetConv: Heterogeneous Kernel-Based
 Convolutions for Deep CNNs" (CVPR 2019), VGG-16 on CIFAR-10. Each row's variant follows from its name by the
 paper's naming rule (XXX_Pα, XXX_Pα_SE, XXX_GWCβ_PWC, XXX_DWC_PWC, XXX_PC); every row is
-computed by ``hetcalc.analyze`` under one convention, with no per-row adjustment. A value
+computed by ``hetcalc.core.analyze`` under one convention, with no per-row adjustment. A value
 reproduces when it lies within ``TOLERANCE`` of the published one: one unit in the last
 published digit (0.01M, 0.01 percentage points), which covers rounding and truncation alike.
 """
@@ -178,7 +178,7 @@ HETCONV_ROWS = (
 def variant_table(model, variants=HETCONV_ROWS, convention: str = "paper", dataset=None) -> list[dict]:
     """Table 1 for any model: one row per variant in the paper's naming (P4, PC, P4_SE, GWC4_PWC, DWC_PWC).
 
-    ``model``: a zoo name or a ModelSpec. Counts are ``hetcalc.analyze``'s, exact (int or float
+    ``model``: a zoo name or a ModelSpec. Counts are ``hetcalc.core.analyze``'s, exact (int or float
     under the paper convention); reductions in % are against the first row (None there).
     """
     rows, first = [], None

@@ -2,7 +2,7 @@
 
 Standard, HetConv (shifted), groupwise and depthwise convolutions are special masks
 (:func:`kind_mask`); any other mask is a learned heterogeneous topology (LHC). For every
-mask, FLOPs = D_o² · kept taps and params = kept taps (``hetcalc.cost.masked``).
+mask, FLOPs = D_o² · kept taps and params = kept taps (``hetcalc.core.cost.masked``).
 numpy is imported here; torch only to read ``.pt`` files.
 """
 

@@ -1,12 +1,12 @@
 """A model as data: an ordered list of layer records with their sizes, and the structure around them.
 
-Records hold no formulas: ``hetcalc.conventions`` counts them through ``hetcalc.kinds``.
+Records hold no formulas: ``hetcalc.core.conventions`` counts them through ``hetcalc.core.kinds``.
 Only layers that carry multiply-accumulates or parameters are records: convolutions (of any
 kind, with the BatchNorm and Squeeze-and-Excitation attached to them), fully connected layers,
 other parameters and (traced models) the multiply-accumulates of operations outside those
 layers. The structure a family knows and a builder needs (pooling between layers, residual
 blocks, shortcuts) is kept beside them: ``ModelSpec.pools``, ``Conv.block``, ``Conv.shortcut``.
-A traced network becomes the same kind of spec, so ``hetcalc.analyze`` treats zoo and user
+A traced network becomes the same kind of spec, so ``hetcalc.core.analyze`` treats zoo and user
 models alike.
 """
 
@@ -22,7 +22,7 @@ class Conv:
     """A convolution M → N with K×K kernels at its place in a network, built as ``kind``.
 
     ``spec`` carries M, N, K, the output size (``spec.H`` = D_o), stride and bias; padding is
-    K // 2. ``kind`` is a name in ``hetcalc.kinds.KINDS`` (standard, hetconv with part ``P``,
+    K // 2. ``kind`` is a name in ``hetcalc.core.kinds.KINDS`` (standard, hetconv with part ``P``,
     dwc_pwc, gwc_pwc with ``G`` groups and groupwise width ``mid`` (None: M), grouped, …) or
     ``masked`` (an LHC mask). ``norm`` lists the BatchNorm channels after each stage (MobileNet's
     block: (M, N)); ``se`` the reduction of a Squeeze-and-Excitation block on the output.
@@ -100,7 +100,7 @@ class Ops:
 
     Attention, functional matmuls (``F.linear``, ``torch.matmul``, ``einsum``), Conv1d/Conv3d and
     transposed convolutions: in every total, carried unchanged by every variant. ``macs`` holds
-    (operator, MACs) pairs (``hetcalc.counter``'s names: convolution, mm, bmm, attention, …).
+    (operator, MACs) pairs (``hetcalc.real.counter``'s names: convolution, mm, bmm, attention, …).
     """
 
     name: str
@@ -121,7 +121,7 @@ class Pool:
 class ModelSpec:
     """A network: its input (C, H, W), its layer records in order, and the structure between them.
 
-    ``family`` names the torch wiring in ``hetcalc.build`` (None for a traced model);
+    ``family`` names the torch wiring in ``hetcalc.real.build`` (None for a traced model);
     ``pools`` maps a layer index to the pooling applied to its input. A traced model also
     carries ``notes`` (sentences for the reader: how it was counted, operators with no formula,
     data-dependent operators) and ``params_unused``, the parameters no operator of the traced

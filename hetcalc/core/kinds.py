@@ -1,12 +1,12 @@
 """The kinds of convolution hetcalc counts: one table, read by every command, layer and check.
 
-Each :class:`Kind` names its formula in ``hetcalc.cost``, its closed-form reduction, its
+Each :class:`Kind` names its formula in ``hetcalc.core.cost``, its closed-form reduction, its
 latency, the setting it takes (``P`` or ``G``), its eligibility rule and the real layer that
 realises it (imported lazily: this module imports no torch). Adding a kind is one entry here,
 its formula in ``cost.py`` and its layer in ``layers.py``; ``tests/test_kinds.py`` walks this
 table end to end.
 
->>> from hetcalc import kinds
+>>> from hetcalc.core import kinds
 >>> kinds.ineligible(ConvSpec(M=8, N=12, K=3), "hetconv", 8)
 'P=8 does not divide the output channels N (12); valid values: 1, 2, 3, 4, 6, 12'
 """
@@ -78,7 +78,7 @@ KINDS: dict[str, Kind] = {
             "P",
             lambda spec, P, mid: cost.hetconv(spec, P),
             lambda P, K, N: cost.hetconv_reduction(P, K),
-            "hetcalc.layers:HetConv2d",
+            "hetcalc.real.layers:HetConv2d",
             lambda cls, M, N, K, P, s, p, bias, impl, mid: cls(M, N, K, P, s, p, bias, impl),
             divides=("M", "N"),
             odd_kernel=True,
@@ -91,7 +91,7 @@ KINDS: dict[str, Kind] = {
             "P",
             lambda spec, P, mid: cost.hetconv_grouped_sum(spec, P),
             lambda P, K, N: cost.hetconv_grouped_sum_reduction(P, K),
-            "hetcalc.layers:HetConv2d",
+            "hetcalc.real.layers:HetConv2d",
             lambda cls, M, N, K, P, s, p, bias, impl, mid: cls(M, N, K, P, s, p, bias, "grouped_sum"),
             divides=("M", "N"),
             odd_kernel=True,
@@ -105,7 +105,7 @@ KINDS: dict[str, Kind] = {
             None,
             lambda spec, value, mid: cost.dwc_pwc(spec),
             lambda value, K, N: cost.dwc_pwc_reduction(N, K),
-            "hetcalc.layers:DwPwConv2d",
+            "hetcalc.real.layers:DwPwConv2d",
             lambda cls, M, N, K, value, s, p, bias, impl, mid: cls(M, N, K, s, p, bias),
         ),
         Kind(
@@ -116,7 +116,7 @@ KINDS: dict[str, Kind] = {
             "G",
             lambda spec, G, mid: cost.gwc_pwc(spec, G, mid),
             lambda G, K, N: cost.gwc_pwc_reduction(G, K),
-            "hetcalc.layers:GwPwConv2d",
+            "hetcalc.real.layers:GwPwConv2d",
             lambda cls, M, N, K, G, s, p, bias, impl, mid: cls(M, N, K, G, s, p, bias, mid),
             divides=("M", "mid"),
         ),
@@ -211,7 +211,7 @@ def kept(
 ) -> str | None:
     """Why a model's convolution ``spec`` stays as it is when the model is converted to ``kind``; None: replaced.
 
-    The model-level rule, shared by ``hetcalc.analyze`` and ``hetcalc.convert``: the first
+    The model-level rule, shared by ``hetcalc.core.analyze`` and ``hetcalc.convert``: the first
     convolution stays (the paper's rule), so do 1×1 convolutions (no K×K part: HetConv changes
     nothing) and layers whose structure no hetcalc layer carries (``fixed``: grouped, dilated,
     …); HetConv with P = 1 is the standard convolution; then the kind's own ``ineligible``.

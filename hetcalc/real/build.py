@@ -1,8 +1,8 @@
 """Zoo models as torch modules, built from the same layer records that are counted.
 
-``build_model(name, variant=..., P=...)`` applies the variant to the spec (``hetcalc.analyze``),
+``build_model(name, variant=..., P=...)`` applies the variant to the spec (``hetcalc.core.analyze``),
 then wires the family around one module per record: the record decides M, N, K, stride, bias,
-kind and its BatchNorm (its layer from ``hetcalc.kinds``), the spec's ``pools`` and the
+kind and its BatchNorm (its layer from ``hetcalc.core.kinds``), the spec's ``pools`` and the
 records' ``block``/``shortcut`` decide pooling and residual blocks, so the module holds exactly
 what the exact convention counts. torch is imported here.
 """
@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import kinds
-from .analyze import apply_variant
-from .records import Conv, Linear, ModelSpec
-from .zoo import get_model
+from ..core import kinds
+from ..core.analyze import apply_variant
+from ..core.records import Conv, Linear, ModelSpec
+from ..core.zoo import get_model
 
 
 class SqueezeExcite(nn.Module):
@@ -165,8 +165,8 @@ def build_model(
 
     variant: standard, hetconv (P: a number, "C", or one per replaced layer), gwc_pwc (G),
     dwc_pwc; ``se``: SE reduction after each replaced layer. Counts match
-    ``hetcalc.analyze.exact_counts`` (fvcore MACs without BatchNorm; all parameters).
-    Layers the variant does not fit stay as they are (``hetcalc.kinds.kept``), as they are counted.
+    ``hetcalc.core.analyze.exact_counts`` (fvcore MACs without BatchNorm; all parameters).
+    Layers the variant does not fit stay as they are (``hetcalc.core.kinds.kept``), as they are counted.
     """
     spec = name if isinstance(name, ModelSpec) else get_model(name, dataset)
     if spec.family not in FAMILIES:

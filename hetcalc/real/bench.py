@@ -5,7 +5,7 @@ then rounds interleave them, each round timing the standard ``nn.Conv2d`` once a
 other layer once (in reverse order every other round), so that machine noise hits all of them
 alike. ``ms`` is the median time of a call; ``speedup`` the median over rounds of (standard
 time / layer time), paired within a round. ``theory`` is Eq. 9 (1 / reduction) of each implementation's own formula in
-``hetcalc.cost``; ``flops_speedup`` is standard MACs over the MACs the layer actually runs.
+``hetcalc.core.cost``; ``flops_speedup`` is standard MACs over the MACs the layer actually runs.
 torch is imported here, not at ``import hetcalc``.
 """
 
@@ -21,14 +21,14 @@ from dataclasses import dataclass
 
 import torch
 
-from . import cost, kinds
-from .errors import InvalidInput, positive_int, whole_numbers
-from .spec import ConvSpec
+from ..core import cost, kinds
+from ..core.errors import InvalidInput, positive_int, whole_numbers
+from ..core.spec import ConvSpec
 
 
 @dataclass(frozen=True)
 class Timed:
-    """One implementation to time: how to build it, its theory and what it runs, as hetcalc.cost formulas."""
+    """One implementation to time: how to build it, its theory and what it runs, as hetcalc.core.cost formulas."""
 
     name: str
     label: str
@@ -38,7 +38,7 @@ class Timed:
 
 
 def _kind(kind: str, label: str, impl: str = "exact") -> Timed:
-    """A kind's real layer (``hetcalc.kinds``), held to its own formula, G = P for GWC+PWC."""
+    """A kind's real layer (``hetcalc.core.kinds``), held to its own formula, G = P for GWC+PWC."""
     runs = kinds.IMPLS[impl] if kind == "hetconv" else kind
     name = f"hetconv_{impl}" if kind == "hetconv" else kind
     theory = kinds.get(kind)
@@ -52,7 +52,7 @@ def _kind(kind: str, label: str, impl: str = "exact") -> Timed:
 
 
 def _hetconv_mask(M, N, K, P):
-    from .masks import kind_mask
+    from ..core.masks import kind_mask
 
     return kind_mask("hetconv", M, N, K, P)
 
@@ -308,8 +308,8 @@ def load_model(name: str | None = None, module: str | None = None, input_size=No
             "model", "give a zoo model name or a module PKG.MOD:FACTORY" + (", not both" if name else "")
         )
     if name is not None:
+        from ..core.zoo import get_model
         from .build import build_model
-        from .zoo import get_model
 
         if input_size or arguments:
             raise InvalidInput(
@@ -383,7 +383,7 @@ def _model_variants(model, Ps, impls, G, dwc):
 
 def _flops_by_layer(model, size) -> tuple[int, dict[str, int]]:
     """The cost model's exact MACs of ``model`` (traced) and of each recorded layer by name."""
-    from .analyze import analyze
+    from ..core.analyze import analyze
     from .trace import trace
 
     report = analyze(trace(model, size), variant="standard", convention="exact")
@@ -472,7 +472,7 @@ def run_model(
     Variants: HetConv with every P in ``Ps`` and implementation in ``impls`` (``kinds.IMPLS``;
     default all), GWC+PWC with ``G`` groups, DWC+PWC (``dwc``), each by ``hetcalc.convert``
     (fresh random weights: timing does not depend on their values). ``fold``: every model, the
-    standard one too, goes through ``hetcalc.fold.inference`` (BatchNorm folded; HetConv fused,
+    standard one too, goes through ``hetcalc.real.fold.inference`` (BatchNorm folded; HetConv fused,
     in residue order); ``channels_last``: weights and input in channels-last memory.
 
     All models are timed in the same interleaved rounds (``time_layers``, inference mode, after

@@ -3,11 +3,11 @@
 >>> converted, report = convert(model, 4, return_report=True)
 >>> report.skipped          # [(layer name, why it stayed as it is), …]
 
-Every ``nn.Conv2d`` the variant fits becomes its kind's real layer (``hetcalc.kinds.build``)
+Every ``nn.Conv2d`` the variant fits becomes its kind's real layer (``hetcalc.core.kinds.build``)
 with its channels, kernel, stride, padding and bias, on its device and dtype; the new layers
 are freshly initialised (train or fine-tune after converting). Which convolutions change is
-``hetcalc.kinds.kept``, the rule ``hetcalc.analyze`` counts by: not the first convolution
-(``skip_first``), not 1×1 ones, nothing ``hetcalc.trace.fixed_reason`` objects to (groups = 1,
+``hetcalc.core.kinds.kept``, the rule ``hetcalc.core.analyze`` counts by: not the first convolution
+(``skip_first``), not 1×1 ones, nothing ``hetcalc.real.trace.fixed_reason`` objects to (groups = 1,
 square kernel, no dilation, …), and the kind's own eligibility (P dividing M and N, odd K; G
 dividing M). So ``analyze(trace(model), variant, P)`` counts what ``trace(convert(model, P))``
 runs. "First" is module registration order (the order of ``model.modules()``), which is the
@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from . import kinds
-from .errors import positive_int
-from .spec import ConvSpec
+from ..core import kinds
+from ..core.errors import positive_int
+from ..core.spec import ConvSpec
 from .trace import HETCALC_LAYERS, fixed_reason
 
 

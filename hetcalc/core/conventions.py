@@ -13,7 +13,7 @@ convolution and fully connected layers (Squeeze-and-Excitation included), every 
 counted once (the unit of Eqs. 1–12); no bias additions, BatchNorm, activations or pooling.
 Params are every learnable parameter, as ``sum(p.numel() for p in model.parameters())`` counts
 them: weights, biases and BatchNorm's scale and shift (2 per channel). These are the numbers
-fvcore and PyTorch report for ``hetcalc.build.build_model``.
+fvcore and PyTorch report for ``hetcalc.real.build.build_model``.
 
 ``paper`` (the default) — the rule the paper's Table 1 follows. FLOPs are MACs plus bias
 additions of the convolution and fully connected layers (SE included); BatchNorm, ReLU and
@@ -97,7 +97,7 @@ class LayerCosts:
 
 
 def costs(layer) -> LayerCosts:
-    """The costs of one layer record (Conv, Linear, Ops or Other), by its kind's formula in ``hetcalc.kinds``.
+    """The costs of one layer record (Conv, Linear, Ops or Other), by its kind's formula in ``hetcalc.core.kinds``.
 
     A convolution's reduction is measured against the standard convolution M → N, K×K in its
     place; a grouped or non-square layer (never replaced) against itself, a masked one against

@@ -4,7 +4,7 @@
 >>> analyze(spec, variant="hetconv", P=4, convention="exact")
 
 One forward pass on a 1×C×H×W input of zeros, in eval mode without gradients, runs under
-``hetcalc.counter.MacCounter``, which counts every MAC an operator runs (convolutions of any
+``hetcalc.real.counter.MacCounter``, which counts every MAC an operator runs (convolutions of any
 dimension, linear, the matmul family, attention) and attributes it to the module that ran it.
 Hooks record each call of an ``nn.Conv2d``, ``nn.Linear`` and hetcalc's real layers (HetConv2d,
 DwPwConv2d, GwPwConv2d, MaskedConv2d) with the sizes it saw: the layers a variant may replace.
@@ -34,14 +34,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import kinds
-from .conventions import costs
+from ..core import kinds
+from ..core.conventions import costs
+from ..core.errors import InvalidInput, positive_int
+from ..core.records import Conv, Linear, ModelSpec, Ops, Other
+from ..core.spec import ConvSpec
 from .counter import MacCounter
-from .errors import InvalidInput, positive_int
 from .layers import DwPwConv2d, GwPwConv2d, HetConv2d
 from .lhc import MaskedConv2d
-from .records import Conv, Linear, ModelSpec, Ops, Other
-from .spec import ConvSpec
 
 HETCALC_LAYERS = (HetConv2d, DwPwConv2d, GwPwConv2d)
 RECORDED = (nn.Conv2d, nn.Linear) + HETCALC_LAYERS
@@ -58,7 +58,7 @@ def fixed_reason(conv: nn.Conv2d) -> str:
     """Why no variant may replace this ``nn.Conv2d`` ("" if one may): what HetConv2d & co. cannot carry.
 
     Structure only; the first convolution, 1×1 kernels and each kind's own eligibility (odd K,
-    divisibility by P or G) are ``hetcalc.kinds.kept``.
+    divisibility by P or G) are ``hetcalc.core.kinds.kept``.
     """
     (kh, kw), groups = conv.kernel_size, conv.groups
     if type(conv) is not nn.Conv2d:

@@ -1,0 +1,1 @@
+"""Real layers and real models (torch): layers, the MAC counter, tracing, conversion, folding, timing."""
