@@ -255,7 +255,8 @@ def figure5(series: list[dict]):
                 )
 
     for s, marker in zip(measured, cycle(_MEASURED_MARKERS)):  # coloured as the theory they measure
-        family = next((kind for kind in _KIND_COLOUR if s["impl"].startswith(kind)), None)
+        impl = s["impl"].split(" ")[0]
+        family = "hetconv" if impl in ("exact", "fast", "grouped_sum") else impl
         ax.scatter(
             s["P"],
             s["speedup"],

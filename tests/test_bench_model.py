@@ -13,9 +13,10 @@ from torch import nn
 import hetcalc
 from hetcalc.cli import cli
 from hetcalc.core.analyze import analyze
-from hetcalc.real import bench, fvcount
+from hetcalc.real import bench_model, fvcount
 from hetcalc.real.build import build_model
 from hetcalc.real.fold import FusedHetConv, inference
+from hetcalc.real.load import load_model
 from hetcalc.real.trace import trace
 
 TINY = f"{Path(__file__).resolve()}:tiny_net"
@@ -85,8 +86,8 @@ def converted(model, variant, impl, value):
     if variant == "standard":
         return model
     if variant == "hetconv":
-        return randomised(hetcalc.convert(model, value, impl=impl))
-    return randomised(hetcalc.convert(model, variant=variant, groups=value))
+        return randomised(hetcalc.convert(model, P=value, impl=impl, input_size=(3, 8, 8)))
+    return randomised(hetcalc.convert(model, variant=variant, G=value, input_size=(3, 8, 8)))
 
 
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
@@ -127,7 +128,7 @@ def test_vgg16_folds_exactly_and_fvcore_counts_the_cost_model(impl, P):
 
 
 def test_residue_order_passes_through_dense_1x1_convs_but_not_across_a_residual_add():
-    model = randomised(hetcalc.convert(randomised(tiny_net()), 4, impl="fast"))
+    model = randomised(hetcalc.convert(randomised(tiny_net()), 4, impl="fast", input_size=(3, 8, 8)))
     _, report = inference(model, return_report=True)
     edges = set(report.residue_edges)
     assert {
@@ -152,19 +153,11 @@ def test_standard_and_fused_layers_count_the_same_as_the_cost_model_for_strided_
 
 @pytest.fixture(scope="module")
 def result():
-    model, size, name = bench.load_model(module=TINY, input_size=(3, 8, 8))
-    return bench.run_model(
-        model,
-        size,
-        name,
-        "2,4",
-        ["fast", "exact"],
-        G=2,
-        dwc=True,
-        batch=2,
-        threads=1,
-        repeats=2,
-        layer_rounds=2,
+    model, size, name = load_model(module=TINY, input_size=(3, 8, 8))
+    spec = trace(model, size, name)
+    networks = bench_model.variants(spec, "2,4", ["fast", "exact"], G=2, dwc=True)
+    return bench_model.run_model(
+        model, size, name, networks, spec=spec, batch=2, threads=1, repeats=2, layer_rounds=2
     )
 
 
@@ -184,8 +177,8 @@ def test_model_rows_are_paired_and_one_per_variant(result):
     assert len({r["rounds"] for r in rows}) == 1 and rows[0]["rounds"] >= 2  # every network in every round
     assert rows[0]["speedup"] == 1 and rows[0]["flops_speedup"] == 1
     for r in rows:
-        assert {"impl", "P", "flops_speedup", "speedup", "realised", "ms"} <= set(r)
-        assert r["ms"] > 0 and r["realised"] == pytest.approx(r["speedup"] / r["flops_speedup"])
+        assert {"impl", "P", "flops_speedup", "speedup", "realised_flops", "ms"} <= set(r)
+        assert r["ms"] > 0 and r["realised_flops"] == pytest.approx(r["speedup"] / r["flops_speedup"])
     standard = exact_macs(tiny_net(), (3, 8, 8))
     for r in rows[1:]:
         assert r["flops_speedup"] == pytest.approx(standard / r["flops"]) and r["flops_speedup"] > 1
@@ -238,7 +231,10 @@ def test_cli_table_and_plot(tmp_path):
     [
         (["--model", "vgg16", "--M", "64"], "--M: applies to the layer bench"),
         (["--model", "vgg16", "--input-size", "3", "8", "8"], "--input-size: applies to --module only"),
-        (["--model", "vgg16", "--impl", "hetconv_fast"], "--impl: unknown implementation hetconv_fast"),
+        (
+            ["--model", "vgg16", "--impl", "hetconv_fast"],
+            "--impl: unknown implementation hetconv_fast; known: exact, grouped_sum, fast",
+        ),
         (["--fold"], "--fold: applies to --model or --module only"),
     ],
 )

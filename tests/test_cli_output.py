@@ -347,7 +347,7 @@ def test_layer_sweep_rows():
     assert data["rows"][3] == single["rows"][1]
     assert data["layer"]["P"] == [2, 4, 8, 16, 32] and single["layer"]["P"] == 8
     assert len(data["comparisons"]) == 6  # Eq. 12 for each P = G, and Eq. 8
-    text = run("layer", "--M", "256", "--N", "256", "--P", "2,4", "--G", "4,8").stdout
+    text = run("layer", "--M", "256", "--N", "256", "--P", "2,4", "--gwc", "4,8").stdout
     assert "HetConv P=2" in text and "HetConv P=4" in text and "GWC+PWC G=8" in text
     assert "Eq. 12: HetConv P=4 < GWC+PWC G=4" in text and "P=2 < GWC" not in text
 
@@ -371,13 +371,13 @@ def test_verdicts_compare_what_the_table_shows():
     assert (eq12["left"], eq12["right"]) == (rows["hetconv"]["reduction"], rows["gwc_pwc"]["reduction"])
     assert eq12["holds"] is False and "M = N" in eq12["note"]
     assert eq8["right"] == rows["dwc_pwc"]["reduction"] and eq8["note"] == "Eq. 8 takes N = M; here N=128"
-    mixed = payload("layer", "--M", "64", "--N", "64", "--P", "8", "--G", "4", "--json")
+    mixed = payload("layer", "--M", "64", "--N", "64", "--P", "8", "--gwc", "4", "--json")
     eq12 = mixed["comparisons"][0]
     assert (
         eq12["claim"] == "HetConv P=8 < GWC+PWC G=4" and eq12["note"] == "Eq. 12 takes P = G; here P=8, G=4"
     )
     assert eq12["left"] == mixed["rows"][1]["reduction"] and eq12["right"] == mixed["rows"][3]["reduction"]
-    text = " ".join(run("layer", "--M", "64", "--N", "64", "--P", "8", "--G", "4").stdout.split())
+    text = " ".join(run("layer", "--M", "64", "--N", "64", "--P", "8", "--gwc", "4").stdout.split())
     assert (
         "Eq. 12: HetConv P=8 < GWC+PWC G=4: 0.2222 vs 0.3611 of standard — holds (Eq. 12 takes P = G" in text
     )

@@ -68,10 +68,14 @@ SIZE = (3, 12, 12)
 @pytest.mark.parametrize(
     "variant, convert_it, options",
     [
-        ("hetconv", lambda m: convert(m, 4), {"P": 4}),
-        ("hetconv", lambda m: convert(m, 2, impl="grouped_sum"), None),
-        ("gwc_pwc", lambda m: convert_gwc(m, 2), {"G": 2}),
-        ("dwc_pwc", lambda m: convert_dwc(m), {}),
+        ("hetconv", lambda m: convert(m, P=4, input_size=SIZE), {"P": 4}),
+        (
+            "hetconv",
+            lambda m: convert(m, 2, impl="grouped_sum", input_size=SIZE),
+            {"P": 2, "impl": "grouped_sum"},
+        ),
+        ("gwc_pwc", lambda m: convert_gwc(m, 2, input_size=SIZE), {"G": 2}),
+        ("dwc_pwc", lambda m: convert_dwc(m, input_size=SIZE), {}),
     ],
 )
 def test_fvcore_equals_traced_equals_symbolic(variant, convert_it, options):
@@ -79,14 +83,13 @@ def test_fvcore_equals_traced_equals_symbolic(variant, convert_it, options):
     converted = convert_it(model)
     traced = fvcore(converted, SIZE)
     assert traced == counted(converted, SIZE)
-    if options is not None:  # grouped_sum is a layer, not an analysis variant
-        assert traced == counted(model, SIZE, variant=variant, **options)
+    assert traced == counted(model, SIZE, variant=variant, **options)
     assert converted(torch.zeros(2, *SIZE)).shape == model(torch.zeros(2, *SIZE)).shape == (2, 10)
 
 
 def test_report_lists_replaced_and_skipped_layers():
     model = Small()
-    converted, report = convert(model, 4, return_report=True)
+    converted, report = convert(model, 4, input_size=SIZE, return_report=True)
     assert report.replaced == ["block1.conv1", "block1.conv2", "block2.conv1", "block2.conv2"]
     assert report.skipped == [
         ("stem", "first convolution (kept, as in the paper)"),
@@ -109,7 +112,7 @@ def test_ineligible_convolutions_are_kept_with_reasons():
         nn.Conv2d(8, 8, 3, padding=1, padding_mode="reflect"),
         nn.Conv2d(8, 12, 3, padding="same"),
     )
-    converted, report = convert(model, 4, return_report=True, skip_first=False)
+    converted, report = convert(model, 4, input_size=(3, 16, 16), return_report=True, keep_first=False)
     assert report.skipped == [
         ("0", "P=4 does not divide the input channels M (3); valid values: 1, 3"),
         ("1", "P=4 does not divide the input channels M (6); valid values: 1, 2, 3, 6"),
@@ -119,7 +122,7 @@ def test_ineligible_convolutions_are_kept_with_reasons():
         ("5", "padding_mode 'reflect'"),
     ]
     assert report.replaced == ["6"] and converted[6].padding == 1
-    _, gwc = convert_gwc(model, 3, return_report=True)
+    _, gwc = convert_gwc(model, 3, input_size=(3, 16, 16), return_report=True)
     assert (
         gwc.replaced == ["1"]
         and ("6", "G=3 does not divide the input channels M (8); valid values: 1, 2, 4, 8") in gwc.skipped
@@ -131,19 +134,23 @@ def test_keeps_dtype_shares_shared_modules_and_does_not_enter_hetcalc_layers():
     model = nn.Sequential(
         nn.Conv2d(3, 8, 3), shared, nn.Sequential(shared), DwPwConv2d(8, 8, 3), GwPwConv2d(8, 8, 3, 1)
     ).double()
-    converted, report = convert(model, 2, return_report=True)
+    converted, report = convert(model, 2, input_size=(3, 10, 10), return_report=True)
     assert converted[1] is converted[2][0] and isinstance(converted[1], HetConv2d)
     assert converted[1].weight.dtype == torch.float64
     assert report.replaced == ["1"] and type(converted[4].groupwise) is nn.Conv2d
 
 
 def test_bad_arguments():
-    with pytest.raises(InvalidInput, match="^P: must be a whole number >= 1, got None"):
-        convert(Small())
+    with pytest.raises(InvalidInput, match="^P: the hetconv variant needs P"):
+        convert(Small(), input_size=SIZE)
     with pytest.raises(
         InvalidInput, match="^variant: must be one of standard, hetconv, dwc_pwc, gwc_pwc, got 'lhc'"
     ):
-        convert(Small(), 2, variant="lhc")
+        convert(Small(), 2, variant="lhc", input_size=SIZE)
+    with pytest.raises(
+        InvalidInput, match="^input_size: convert traces the model to decide its layers in call order"
+    ):
+        convert(Small(), P=2)
 
 
 def test_hetcalc_convert_is_lazy():
@@ -166,5 +173,5 @@ def test_hetcalc_convert_is_lazy():
 )
 def test_property_hetconv_counts_agree(P, width, widen, stride, bias, side):
     model, size = Small(width, widen, stride, bias), (3, side, side + 1)
-    converted = convert(model, P)
+    converted = convert(model, P=P, input_size=size)
     assert fvcore(converted, size) == counted(converted, size) == counted(model, size, variant="hetconv", P=P)

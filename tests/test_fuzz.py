@@ -52,7 +52,7 @@ COMMANDS = {
             "--N": NUMBERS,
             "--K": NUMBERS,
             "--P": NUMBERS,
-            "--G": NUMBERS,
+            "--gwc": NUMBERS,
             "--D": NUMBERS,
             "--D-in": NUMBERS,
             "--stride": NUMBERS,

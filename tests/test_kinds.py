@@ -3,9 +3,8 @@
 Every kind of ``hetcalc.core.kinds.KINDS`` is checked through every path without a test of its own:
 its formula against fvcore's count of its real layer, and (for the kinds a model can be
 converted to) ``convert`` ↔ ``trace`` ↔ ``analyze`` ↔ fvcore, and a timed layer of ``bench``.
-Then random small conv nets under random P, G or DWC: the symbolic report of the traced model,
-the trace of the converted model and fvcore's count of it agree to the integer, and the
-symbolic report and ``convert`` leave exactly the same layers as they are, with the same reasons.
+The agreement property over random models (``convert`` ↔ ``trace`` ↔ ``analyze`` ↔ fvcore, same
+layers kept with the same reasons) is ``tests/test_plan.py``.
 """
 
 from __future__ import annotations
@@ -14,8 +13,6 @@ import re
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from torch import nn
 
 from hetcalc.core import kinds
@@ -25,6 +22,7 @@ from hetcalc.core.spec import ConvSpec
 from hetcalc.real import bench, verify
 from hetcalc.real.conversion import convert
 from hetcalc.real.fvcount import NOT_MACS, count
+from hetcalc.real.layers import build_layer
 from hetcalc.real.trace import trace
 
 
@@ -69,7 +67,7 @@ def test_every_variant_converts_traces_and_counts_alike(name):
     )
     size = (3, 8, 8)
     setting = {kinds.get(name).parameter: value} if value else {}
-    converted, report = convert(model, variant=name, p=value, groups=value, return_report=True)
+    converted, report = convert(model, variant=name, **setting, input_size=(3, 8, 8), return_report=True)
     assert report.replaced == ["2", "4"]
     symbolic = exact(model, size, variant=name, **setting)
     traced = exact(converted, size)
@@ -96,13 +94,13 @@ def test_one_rule_everywhere_for_p_dividing_m_but_not_n():
     assert kinds.ineligible(spec, "hetconv", 8) == reason
     for refuse in (
         lambda: kinds.layer_cost(spec, "hetconv", 8),
-        lambda: kinds.build("hetconv", 8, 12, 3, 8),
-        lambda: bench.run(8, 12, 3, 4, 1, [8], ["hetconv_exact"], repeats=1),
+        lambda: build_layer("hetconv", 8, 12, 3, 8),
+        lambda: bench.run(8, 12, 3, 4, 1, [8], ["exact"], repeats=1),
     ):
         with pytest.raises(InvalidInput, match="^P: " + re.escape(reason)):
             refuse()
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 12, 3, padding=1))
-    converted, report = convert(model, 8, return_report=True)
+    converted, report = convert(model, 8, input_size=(3, 32, 32), return_report=True)
     assert report.skipped[1] == ("1", reason) and report.replaced == []
     symbolic = exact(model, (3, 32, 32), variant="hetconv", P=8)
     assert symbolic.layers[1]["note"] == reason and not symbolic.layers[1]["changed"]
@@ -118,39 +116,3 @@ def test_even_kernels_are_refused_by_hetconv_only():
     spec = ConvSpec(M=8, N=8, K=4)
     assert kinds.ineligible(spec, "hetconv", 2).startswith("even kernel 4×4")
     assert kinds.ineligible(spec, "gwc_pwc", 2) is None and kinds.ineligible(spec, "dwc_pwc") is None
-
-
-# The agreement property: random small conv nets, random variants.
-
-
-@st.composite
-def nets(draw):
-    """A Sequential of 2–4 convolutions (awkward widths, K ∈ {1, 3, 5, 7}, strides, some grouped) and a variant."""
-    width, layers, size = 3, [], draw(st.integers(8, 14))
-    for _ in range(draw(st.integers(2, 4))):
-        N, K, stride = draw(st.sampled_from([2, 3, 4, 6, 8, 12, 16])), draw(st.sampled_from([1, 3, 5, 7])), 1
-        stride = draw(st.sampled_from([1, 2])) if size >= 8 else 1
-        groups = draw(st.sampled_from([1, 1, 1] + [g for g in (2, width) if width % g == 0 and N % g == 0]))
-        layers += [nn.Conv2d(width, N, K, stride, K // 2, groups=groups, bias=draw(st.booleans())), nn.ReLU()]
-        width, size = N, (size + 2 * (K // 2) - K) // stride + 1
-    variant = draw(st.sampled_from(["hetconv", "gwc_pwc", "dwc_pwc"]))
-    value = draw(st.sampled_from([1, 2, 3, 4, 8])) if variant != "dwc_pwc" else None
-    return nn.Sequential(*layers), variant, value
-
-
-@settings(max_examples=500, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(nets(), st.integers(8, 14))
-def test_symbolic_trace_and_fvcore_agree_on_random_nets(net, side):
-    model, variant, value = net
-    size = (3, side, side)
-    setting = {"P": value} if variant == "hetconv" else {"G": value} if variant == "gwc_pwc" else {}
-    symbolic = exact(model, size, variant=variant, **setting)
-    converted, report = convert(model, variant=variant, p=value, groups=value, return_report=True)
-    convs = [name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
-    changed = [name for name, row in zip(convs, symbolic.layers) if row["changed"]]
-    assert changed == report.replaced
-    assert [
-        (name, row["note"]) for name, row in zip(convs, symbolic.layers) if not row["changed"]
-    ] == report.skipped
-    assert symbolic.flops == exact(converted, size).flops == fvcore_macs(converted, size)
-    assert symbolic.params == sum(p.numel() for p in converted.parameters())

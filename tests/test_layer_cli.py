@@ -64,7 +64,7 @@ def test_layer_D_in_stride_padding_and_bias():
 
 
 def test_G_defaults_to_P_and_can_differ():
-    payload = json.loads(run("layer", "--M", "64", "--N", "64", "--P", "4", "--G", "8", "--json").stdout)
+    payload = json.loads(run("layer", "--M", "64", "--N", "64", "--P", "4", "--gwc", "8", "--json").stdout)
     assert payload["rows"][3]["flops"] == 64 * 8 * 9 + 64 * 64
 
 
@@ -74,7 +74,7 @@ def test_G_defaults_to_P_and_can_differ():
         (["--M", "256", "--N", "256", "--P", "3"], "--P: P=3 does not divide"),
         (["--M", "256", "--N", "256", "--P", "0"], "--P: must be a whole number >= 1"),
         (["--M", "256", "--N", "256", "--P", "512"], "--P: P=512 does not divide"),
-        (["--M", "256", "--N", "256", "--G", "5"], "--G: G=5 does not divide"),
+        (["--M", "256", "--N", "256", "--gwc", "5"], "--gwc: G=5 does not divide"),
         (["--M", "-4", "--N", "256"], "--M: must be a whole number >= 1"),
         (["--M", "64", "--N", "64", "--K", "0"], "--K: must be a whole number >= 1"),
         (["--M", "64", "--N", "64", "--D", "4", "--D-in", "8"], "not both"),

@@ -127,7 +127,7 @@ def test_table_names_its_context():
         ),
         (
             ["vgg16", "--P", "4", "--gwc", "4"],
-            "Error: --gwc: give one of --P, --gwc, --dwc, not --P and --gwc",
+            "Error: --gwc: give one of --P, --gwc, --dwc, --plan, not --P and --gwc",
         ),
         (["vgg16", "--P", "2,4"], "Error: --P: got 2 values for 12 replaceable layers (conv2 … conv13)"),
         (["vgg16", "--gwc", "0"], "Error: --gwc: must be a whole number >= 1, got 0"),

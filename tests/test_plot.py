@@ -265,7 +265,7 @@ def test_plot_model_bad_input_writes_nothing(tmp_path):
     result = run("plot", "model", "vgg16", "--gwc", "4", "--dwc", "--out", str(tmp_path / "f.png"))
     assert result.exit_code == 2 and "give one of --P, --gwc, --dwc" in result.stderr
     result = run("plot", "model", "vgg16", "--out", str(tmp_path / "f.png"))
-    assert result.exit_code == 2 and "--P: give --P, --gwc or --dwc" in result.stderr
+    assert result.exit_code == 2 and "--P: give --P, --gwc, --dwc or --plan" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 

@@ -14,9 +14,12 @@ from torch import nn
 from hetcalc.cli import cli
 from hetcalc.core.analyze import analyze
 from hetcalc.core.errors import InvalidInput
+from hetcalc.core.plan import Plan
+from hetcalc.real.conversion import convert
 from hetcalc.real.fvcount import count
 from hetcalc.real.lhc import MaskedConv2d
-from hetcalc.real.trace import trace, trace_factory
+from hetcalc.real.load import trace_factory
+from hetcalc.real.trace import trace
 
 NOT_MACS = ("batch_norm", "layer_norm", "adaptive_avg_pool2d")  # fvcore counts these; they are no MACs
 
@@ -200,15 +203,22 @@ def test_real_layers_and_shared_modules():
         "hetconv_grouped_sum",
         "dwc_pwc",
         "gwc_pwc",
-        "standard",
-        "standard",
-        "other",
-    ]
-    assert [r["name"] for r in report.layers][-3:] == ["shared", "shared#2", "(other parameters)"]
-    assert report.layers[5]["note"] == "called 2 times (shared weights)" and not report.layers[5]["changed"]
+        "hetconv",
+        "hetconv",
+    ]  # no "(other parameters)" row: every parameter is a recorded layer's
+    assert [r["name"] for r in report.layers][-2:] == ["shared", "shared#2"]
+    # the shared conv is decided once and replaced in both calls; its parameters are held by its first call
+    assert report.plan["layers"][-1] == {"name": "shared", "kind": "hetconv", "P": 2, "impl": "exact"}
+    assert (
+        report.layers[5]["params_after"] == 16 * (16 * 9 // 2 + 16 - 8) + 16
+        and report.layers[6]["params_after"] == 0
+    )
     assert report.layers[1]["note"] == "already a HetConv2d"
     assert model.training  # trace restores the mode
-    assert (report.flops, report.params) == (fvcore_macs(model, (3, 12, 12)), params(model))
+    standard = exact(spec)
+    assert (standard.flops, standard.params) == (fvcore_macs(model, (3, 12, 12)), params(model))
+    converted = convert(model, Plan.from_dict(report.plan))
+    assert (report.flops, report.params) == (fvcore_macs(converted, (3, 12, 12)), params(converted))
 
 
 def test_masked_layers_count_effective_and_name_the_dense_cost():
@@ -228,7 +238,7 @@ def test_masked_layers_count_effective_and_name_the_dense_cost():
 
 
 def test_forward_failure_is_one_line():
-    one_line = r"^input_size: the model's forward pass fails on a 1×3×9×9 input: RuntimeError: [^\n]+$"
+    one_line = r"^input_size: the model's forward pass fails on a 1×3×9×9 input, in 1 \(Linear on a 1×243 input\): RuntimeError: [^\n]+$"
     with pytest.raises(InvalidInput, match=one_line):
         trace_factory(lambda: nn.Sequential(nn.Flatten(), nn.Linear(10, 2)), (3, 9, 9))
 
@@ -353,8 +363,8 @@ def test_cli_module_table(net_file, monkeypatch):
         ),
         (
             ["--module", "net.py:make_net", "--input-size", "4", "8", "8"],
-            "--input-size: the model's forward pass fails on a 1×4×8×8 input: RuntimeError: Given groups=1, weight of "
-            "size [8, 3, 3, 3], expected input[1, 4, 8, 8] to have 3 channels, but got 4 channels instead",
+            "--input-size: the model's forward pass fails on a 1×4×8×8 input, in convs.0 (Conv2d on a 1×4×8×8 input): "
+            "RuntimeError: Invalid channel dimensions",
         ),
         (
             ["--module", "net.py:make_net"],
@@ -390,7 +400,7 @@ def test_cli_masked_module_counts_kept_taps_on_cpu(net_file):
         "exact",
         "--json",
     ]
-    on_cpu, on_meta = (json.loads(run(*args, *device).output) for device in (["--device", "cpu"], []))
+    on_cpu, on_meta = (json.loads(run(*args, *device).output) for device in (["--count-on", "cpu"], []))
     assert (
         on_cpu["layers"][1]["flops_after"] == 16 * 8 * 8
         and on_meta["layers"][1]["flops_after"] == 16 * 8 * 8 * 9
@@ -399,7 +409,7 @@ def test_cli_masked_module_counts_kept_taps_on_cpu(net_file):
         "1: masked, 1,024 MACs and 64 parameters on its kept taps (a sparse runtime); "
         "a dense runtime (and fvcore) pays 9,216 and holds 576"
     ]
-    assert "--device cpu" in on_meta["notes"][0]
+    assert "--count-on cpu" in on_meta["notes"][0]
 
 
 class Mixed(nn.Module):
@@ -453,7 +463,7 @@ def test_a_model_with_nothing_to_replace_is_reported(tmp_path, monkeypatch):
 
 
 def test_factory_arguments_are_literals_or_strings_never_code():
-    from hetcalc.real.trace import factory_arguments
+    from hetcalc.real.load import factory_arguments
 
     assert factory_arguments(["aux_logits=False", "size=(3, 224, 224)", "model_name=resnet50", "n=10"]) == {
         "aux_logits": False,
@@ -488,15 +498,20 @@ def test_a_model_meta_cannot_run_is_counted_on_the_cpu_and_says_so():
             return y[torch.nonzero(y > -1, as_tuple=True)]  # data-dependent: no meta kernel
 
     spec = trace_factory(Picky, (3, 8, 8))
-    assert spec.notes[0].startswith("counted on the CPU: the meta device cannot run it (NotImplementedError")
-    assert any(
-        note.startswith("counted on this input (1×3×8×8 of zeros): data-dependent") for note in spec.notes
+    assert spec.fallback.startswith("NotImplementedError") and spec.counted_on == "cpu"
+    assert spec.data_dependent == {"aten.nonzero.default": 1}
+    report = exact(spec)
+    assert report.notes[0].startswith(
+        "counted on the CPU: the meta device cannot run it (NotImplementedError"
     )
-    assert exact(spec).flops == 64 * 4 * 27
+    assert any(
+        note.startswith("counted on this input (1×3×8×8 of zeros): data-dependent") for note in report.notes
+    )
+    assert report.flops == 64 * 4 * 27
 
 
 def test_a_model_too_big_for_the_cpu_retry_is_refused_in_one_line(monkeypatch):
-    from hetcalc.real import trace as tracing
+    from hetcalc.real import load as tracing
 
     monkeypatch.setattr(tracing, "_available_memory", lambda: 2**20)  # 1 MiB free
     factory = lambda: nn.Sequential(nn.Linear(64, 4096), nn.Flatten(0))  # noqa: E731 - 1 MiB of weights

@@ -3,9 +3,10 @@
 import pytest
 
 from hetcalc.core import cost
-from hetcalc.core.analyze import analyze, apply_variant, candidates, exact_counts
+from hetcalc.core.analyze import analyze, apply_variant, exact_counts
 from hetcalc.core.conventions import costs
 from hetcalc.core.errors import InvalidInput
+from hetcalc.core.plan import candidates
 from hetcalc.core.spec import ConvSpec
 from hetcalc.core.zoo import Conv, Linear, ModelSpec, get_model, list_models, model_datasets
 
@@ -97,7 +98,7 @@ def test_resnet56_by_hand():
 def test_replacement_rule():
     """Every conv but the first; 1×1 convs (ResNet-50's and its downsample) stay; MobileNet pairs become one."""
     r50 = get_model("resnet50", "imagenet")
-    targets = [r50.layers[i].name for i in candidates(r50)]
+    targets = [layer.name for layer in candidates(r50)]
     assert len(targets) == 16 and all(name.endswith(".conv2") for name in targets)
     mobile = apply_variant(get_model("mobilenet"), "hetconv", P=4)
     block = mobile.by_name()["block2"]

@@ -105,17 +105,6 @@ def main():
 
 # Shared option bundles.
 
-json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print one JSON object on stdout instead of a table."
-)
-csv_option = click.option(
-    "--csv",
-    "csv_path",
-    default=None,
-    metavar="FILE",
-    help="Also write the table's rows to FILE (.csv; - for stdout instead of the table).",
-)
-
 TORCH_EXTRA = "pip install 'hetcalc[torch]'"
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from ..core.errors import InvalidInput
 from ..render import Column, check_csv_path, console, fitted, print_json, si, write_csv
-from . import csv_option, json_option, needs_torch, progress, working
-from .model import module_options, refuse_module_options
+from . import needs_torch, progress, working
+from .options import csv_option, json_option, module_options, refuse_module_options, timing_options
 
 
 @click.command()
@@ -22,20 +24,20 @@ from .model import module_options, refuse_module_options
     show_default=True,
     help="Input size D×D (stride 1, padding K//2: also the output size).",
 )
-@click.option("--batch", type=int, default=8, show_default=True, help="Batch size.")
 @click.option(
     "--P",
     "P",
     default=None,
-    help="HetConv parts to time, comma-separated (G = P for GWC+PWC)  [default: 2,4,8,16,32; "
-    "with --model/--module: 4,8].",
+    help="HetConv parts to time, comma-separated (G = P for GWC+PWC in the layer bench)  [default: "
+    "2,4,8,16,32; with a model: 4,8].",
 )
 @click.option(
     "--impl",
     "impls",
     default=None,
-    help="Implementations to time, comma-separated  [default: all]; nn.Conv2d is always the reference. "
-    "With --model/--module: HetConv2d's exact, fast, grouped_sum.",
+    help="What to time, comma-separated: HetConv2d's exact, fast, grouped_sum, and (layer bench) gwc_pwc, "
+    "dwc_pwc, masked  [default: all; with a model and --fold --channels-last: fast, grouped_sum]. "
+    "nn.Conv2d is always the reference.",
 )
 @click.option(
     "--model",
@@ -47,6 +49,14 @@ from .model import module_options, refuse_module_options
 @module_options
 @click.option("--gwc", "G", type=int, default=None, help="With a model: also GWC+PWC with G groups.")
 @click.option("--dwc", is_flag=True, help="With a model: also DWC+PWC.")
+@click.option(
+    "--plan",
+    "plan_files",
+    multiple=True,
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="With a model: also the per-layer plan in FILE (repeatable), as 'hetcalc search --out' writes it.",
+)
 @click.option(
     "--fold",
     is_flag=True,
@@ -61,35 +71,14 @@ from .model import module_options, refuse_module_options
     show_default=True,
     help="With a model: rounds with a clock on every convolution, for the per-layer breakdown.",
 )
-@click.option(
-    "--threads",
-    type=int,
-    default=None,
-    help="CPU threads (torch.set_num_threads)  [default: torch.get_num_threads()].",
-)
-@click.option(
-    "--repeats", type=int, default=5, show_default=True, help="Interleaved timing rounds per P (at least)."
-)
-@click.option(
-    "--min-time",
-    "min_time",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Keep timing each P for at least this many seconds.",
-)
+@timing_options
 @click.option(
     "--device",
     type=click.Choice(["auto", "cpu", "cuda"]),
     default="auto",
     show_default=True,
-    help="auto: the CPU, and the GPU too when torch sees one.",
-)
-@click.option(
-    "--channels-last",
-    "channels_last",
-    is_flag=True,
-    help="Input and weights in channels-last (NHWC) memory, for every layer alike.",
+    help="Layer bench: where the timing runs (auto: the CPU, and the GPU too when torch sees one). "
+    "Models are timed on the CPU.",
 )
 @csv_option
 @json_option
@@ -98,7 +87,6 @@ def bench(
     N,
     K,
     D,
-    batch,
     P,
     impls,
     model_name,
@@ -107,13 +95,15 @@ def bench(
     arguments,
     G,
     dwc,
+    plan_files,
     fold,
     layer_rounds,
+    batch,
     threads,
     repeats,
     min_time,
-    device,
     channels_last,
+    device,
     csv_path,
     as_json,
 ):
@@ -129,17 +119,24 @@ def bench(
 
     \b
     Whole models:  hetcalc bench --model vgg16 --P 4,8 --batch 32 --threads 2 --fold --channels-last
-                   hetcalc bench --module torchvision.models:resnet18 --input-size 3 224 224 --P 4
-    The standard network and each conversion (hetcalc.convert) run in the same interleaved
-    rounds; FLOPs speedup is the cost model's exact count of each (traced), realised =
-    speedup / FLOPs speedup; then a clock on every convolution gives each replaced layer's time
-    before and after, its FLOPs and time shares, and the time outside convolutions.
+                   hetcalc bench --module torchvision.models:resnet18 --P 4
+                   hetcalc bench --model vgg16 --plan plan.json --P 4,8 --fold --channels-last
+    The standard network and each plan (HetConv per P and implementation, --gwc, --dwc, --plan)
+    run in the same interleaved rounds; FLOPs speedup is the cost model's exact count of each,
+    realised = speedup / FLOPs speedup; then a clock on every convolution gives each replaced
+    layer's time before and after, its FLOPs and time shares, and the time outside them.
     """
     if csv_path:
         check_csv_path(csv_path)
     needs_torch("hetcalc bench")
     if model_name is not None or module is not None:
-        return bench_model(
+        from click.core import ParameterSource
+
+        context = click.get_current_context()
+        for option in LAYER_OPTIONS:
+            if context.get_parameter_source(option) == ParameterSource.COMMANDLINE:
+                raise InvalidInput(f"--{option}", "applies to the layer bench, not to --model/--module")
+        result = bench_model(
             model_name,
             module,
             input_size,
@@ -148,6 +145,7 @@ def bench(
             impls,
             G,
             dwc,
+            plan_files,
             fold,
             layer_rounds,
             batch,
@@ -155,47 +153,105 @@ def bench(
             repeats,
             min_time,
             channels_last,
-            csv_path,
-            as_json,
         )
-    for option, given in (
-        ("--input-size", input_size),
-        ("--arg", arguments),
-        ("--gwc", G),
-        ("--dwc", dwc),
-        ("--fold", fold),
-    ):
-        if given:
-            raise InvalidInput(option, "applies to --model or --module only")
-    P = "2,4,8,16,32" if P is None else P
-    with working("preparing the layers"):
-        from ..real import bench as benchmark
+    else:
+        for option, given in (
+            ("--input-size", input_size),
+            ("--arg", arguments),
+            ("--gwc", G),
+            ("--dwc", dwc),
+            ("--plan", plan_files),
+            ("--fold", fold),
+        ):
+            if given:
+                raise InvalidInput(option, "applies to --model or --module only")
+        with working("preparing the layers"):
+            from ..real import bench as benchmark
 
-    names = benchmark.parse_impls(impls) if impls is not None else None
-    result = benchmark.run(
-        M,
-        N,
-        K,
-        D,
-        batch,
-        P,
-        names,
-        threads,
-        repeats,
-        min_time,
-        device,
-        progress("timing"),
-        channels_last=channels_last,
-    )
+        names = benchmark.parse_impls(impls) if impls is not None else None
+        P = "2,4,8,16,32" if P is None else P
+        result = benchmark.run(
+            M,
+            N,
+            K,
+            D,
+            batch,
+            P,
+            names,
+            threads,
+            repeats,
+            min_time,
+            device,
+            progress("timing"),
+            channels_last=channels_last,
+        )
     if csv_path:
         write_csv(result["rows"], csv_path)
-        if csv_path == "-":
-            return
     if as_json:
         print_json(result)
-        return
-    out = console()
-    out.print(result_table(result, out.width))
+    elif csv_path != "-":
+        out = console()
+        if "layers" not in result:
+            out.print(result_table(result, out.width))
+            return
+        out.print(model_table(result, out.width))
+        for key in dict.fromkeys(r["variant"] for r in result["layers"]):
+            out.print(layers_table(result, key, out.width))
+
+
+LAYER_OPTIONS = ("M", "N", "K", "D", "device")
+
+
+def bench_model(
+    name,
+    module,
+    input_size,
+    arguments,
+    P,
+    impls,
+    G,
+    dwc,
+    plan_files,
+    fold,
+    layer_rounds,
+    batch,
+    threads,
+    repeats,
+    min_time,
+    channels_last,
+) -> dict:
+    """``hetcalc bench --model/--module``: the whole network, standard against each plan."""
+    with working("preparing the models"):
+        from ..core.plan import Plan
+        from ..real import bench_model as benchmark
+        from ..real.load import load_model
+        from ..real.trace import trace
+
+        default = benchmark.IMPLS if not (fold and channels_last) else ("fast", "grouped_sum")
+        names = benchmark.parse_impls(impls) if impls is not None else list(default)
+        if name is not None:
+            refuse_module_options(name, (("--input-size", input_size), ("--arg", arguments)))
+        model, size, label = load_model(name, module, input_size, arguments)
+        spec = trace(model, size, label)
+        plans = [(Path(f).stem, Plan.read(f)) for f in plan_files]
+        Ps = "4,8" if P is None and not plans else P or ()
+        networks = benchmark.variants(spec, Ps, names, G, dwc, plans)
+    with working("timing the models"):
+        return benchmark.run_model(
+            model,
+            size,
+            label,
+            networks,
+            spec=spec,
+            batch=batch,
+            threads=threads,
+            repeats=repeats,
+            min_time=min_time,
+            channels_last=channels_last,
+            fold=fold,
+            layer_rounds=layer_rounds,
+            progress=progress("converting"),
+        )
 
 
 def result_table(result: dict, width: int | None = None):
@@ -225,7 +281,7 @@ def result_table(result: dict, width: int | None = None):
             f"{r['ms']:.2f}",
             f"{r['speedup']:.2f}×",
             f"{r['theory']:.2f}×",
-            f"{100 * r['realised']:.0f}%",
+            f"{100 * r['realised_theory']:.0f}%",
             f"{r['flops_speedup']:.2f}×",
         ]
         for r in result["rows"]
@@ -237,73 +293,6 @@ def result_table(result: dict, width: int | None = None):
         "conv's theory counts its kept taps, but a dense runtime runs every tap and realises about 1×."
     )
     return fitted(title, columns, body, caption, width=width)
-
-
-LAYER_OPTIONS = ("M", "N", "K", "D", "device")
-
-
-def bench_model(
-    name,
-    module,
-    input_size,
-    arguments,
-    P,
-    impls,
-    G,
-    dwc,
-    fold,
-    layer_rounds,
-    batch,
-    threads,
-    repeats,
-    min_time,
-    channels_last,
-    csv_path,
-    as_json,
-):
-    """``hetcalc bench --model/--module``: the whole network, standard against each conversion."""
-    from click.core import ParameterSource
-
-    context = click.get_current_context()
-    for option in LAYER_OPTIONS:
-        if context.get_parameter_source(option) == ParameterSource.COMMANDLINE:
-            raise InvalidInput(f"--{option}", "applies to the layer bench, not to --model/--module")
-    with working("preparing the models"):
-        from ..real import bench as benchmark
-
-        names = benchmark.parse_model_impls(impls) if impls is not None else None
-        if name is not None:
-            refuse_module_options(name, (("--input-size", input_size), ("--arg", arguments)))
-        model, size, label = benchmark.load_model(name, module, input_size, arguments)
-    with working("timing the models"):
-        result = benchmark.run_model(
-            model,
-            size,
-            label,
-            "4,8" if P is None else P,
-            names,
-            G,
-            dwc,
-            batch,
-            threads,
-            repeats,
-            min_time,
-            channels_last,
-            fold,
-            layer_rounds,
-            progress("converting"),
-        )
-    if csv_path:
-        write_csv(result["rows"], csv_path)
-        if csv_path == "-":
-            return
-    if as_json:
-        print_json(result)
-        return
-    out = console()
-    out.print(model_table(result, out.width))
-    for key in dict.fromkeys(r["variant"] for r in result["layers"]):
-        out.print(layers_table(result, key, out.width))
 
 
 def _setup(result: dict) -> str:
@@ -332,7 +321,7 @@ def model_table(result: dict, width: int | None = None):
             f"{r['ms']:.1f}",
             f"{r['speedup']:.2f}×",
             f"{r['flops_speedup']:.2f}×",
-            f"{100 * r['realised']:.0f}%",
+            f"{100 * r['realised_flops']:.0f}%",
             si(r["flops"]),
         ]
         for r in result["rows"]

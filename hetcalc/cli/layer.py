@@ -8,7 +8,7 @@ from ..core.errors import InvalidInput, positive_int, whole_numbers
 from ..core.report import cheapest, layer_rows, layer_verdicts
 from ..core.spec import ConvSpec, output_size
 from ..render import Column, check_csv_path, console, fitted, print_json, si, write_csv
-from . import csv_option, json_option
+from .options import csv_option, json_option
 
 
 def resolve_output_size(D, D_in, K, stride, padding) -> tuple[int, str]:
@@ -44,7 +44,7 @@ def resolve_output_size(D, D_in, K, stride, padding) -> tuple[int, str]:
     show_default=True,
     help="HetConv part P: M/P kernels of K×K per filter; a list (2,4,8) gives one row per value.",
 )
-@click.option("--G", "G", default=None, help="Groups of GWC+PWC, or a list  [default: P].")
+@click.option("--gwc", "G", default=None, help="Groups G of GWC+PWC, or a list  [default: P].")
 @click.option(
     "--D",
     "D",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from ..render import Column, check_csv_path, console, fitted, print_json, si, write_csv
-from . import csv_option, json_option, needs_torch
+from . import needs_torch
+from .options import csv_option, json_option
 
 
 @click.command()

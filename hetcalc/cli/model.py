@@ -2,115 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
-from ..core.errors import InvalidInput
 from ..render import Column, check_csv_path, console, fitted, print_json, si
 from ..render import write_csv as write_rows
-from . import json_option, needs_torch, working
-
-
-def convention_option_with(default: str):
-    return click.option(
-        "--convention",
-        type=click.Choice(["paper", "exact"]),
-        default=default,
-        show_default=True,
-        help="paper: MACs + bias adds, replaced layers scaled by their reduction (Table 1's rule); "
-        "exact: MACs only, params = every learnable parameter incl. BatchNorm.",
-    )
-
-
-convention_option = convention_option_with("paper")
-
-
-def variant_options(command):
-    """--dataset, --P, --gwc, --dwc, --se and --convention: what to count a model as (model, plot model)."""
-    for option in reversed(
-        [
-            click.option(
-                "--dataset",
-                default=None,
-                help="cifar10 or imagenet  [default: the model's own; see 'hetcalc zoo'].",
-            ),
-            click.option(
-                "--P",
-                "P",
-                default=None,
-                help="HetConv part P: a number, C for P = M in each layer (the paper's PC), or one P per "
-                "replaced layer, comma-separated.",
-            ),
-            click.option(
-                "--gwc",
-                "G",
-                type=int,
-                default=None,
-                help="GWC+PWC: groupwise (G groups) M → M, then pointwise M → N.",
-            ),
-            click.option("--dwc", is_flag=True, help="DWC+PWC: depthwise, then pointwise."),
-            click.option(
-                "--se",
-                type=int,
-                default=None,
-                help="Add Squeeze-and-Excitation with reduction R after each replaced layer.",
-            ),
-            convention_option,
-        ]
-    ):
-        command = option(command)
-    return command
-
-
-def module_options(command):
-    """--module, --input-size and --arg: a user's nn.Module instead of a zoo model (model, table, bench)."""
-    for option in reversed(
-        [
-            click.option(
-                "--module",
-                default=None,
-                metavar="PKG.MOD:FACTORY",
-                help="Your own nn.Module instead of a zoo model: FACTORY() builds it (or "
-                "path/to/file.py:FACTORY), e.g. torchvision.models:resnet50 or timm:create_model "
-                "--arg model_name=resnet50.",
-            ),
-            click.option(
-                "--input-size",
-                type=int,
-                nargs=3,
-                default=None,
-                metavar="C H W",
-                help="With --module: the input of one image, e.g. 3 224 224  [default: the model's own "
-                "(timm's pretrained_cfg), else required].",
-            ),
-            click.option(
-                "--arg",
-                "arguments",
-                multiple=True,
-                metavar="NAME=VALUE",
-                help="With --module: a keyword argument of FACTORY (repeatable); VALUE is read as a Python "
-                "literal (False, 10, (3, 224, 224)), otherwise as a string; never run as code.",
-            ),
-        ]
-    ):
-        command = option(command)
-    return command
-
-
-def refuse_module_options(name: str, given) -> None:
-    """InvalidInput for the first (flag, value) of ``given`` set with zoo model ``name``: options of --module only."""
-    for option, value in given:
-        if value:
-            raise InvalidInput(option, f"applies to --module only; zoo model {name} has its own input")
-
-
-def chosen_variant(P, G, dwc) -> str:
-    """The variant the options ask for; at most one of --P, --gwc, --dwc."""
-    given = [flag for flag, on in (("--P", P is not None), ("--gwc", G is not None), ("--dwc", dwc)) if on]
-    if len(given) > 1:
-        raise InvalidInput(given[1], f"give one of --P, --gwc, --dwc, not {' and '.join(given)}")
-    return {"--P": "hetconv", "--gwc": "gwc_pwc", "--dwc": "dwc_pwc"}.get(
-        given[0] if given else None, "standard"
-    )
+from .options import (
+    analysed,
+    count_on_option,
+    json_option,
+    model_source,
+    module_options,
+    strict_option,
+    variant_options,
+)
 
 
 def write_csv(report, path: str) -> None:
@@ -118,47 +24,10 @@ def write_csv(report, path: str) -> None:
     write_rows([{**r, "convention": report.convention} for r in report.layers], path)
 
 
-def traced(module, input_size, device, arguments=()):
-    """The ModelSpec of a user's model (``--module``): torch is imported here, only when asked for."""
-    needs_torch("--module")
-    from ..real.trace import factory_arguments, load_factory, trace_factory
-
-    factory = load_factory(module)
-    with working(f"tracing {module}"):
-        return trace_factory(
-            factory, input_size or None, name=module, device=device, arguments=factory_arguments(arguments)
-        )
-
-
-def model_source(name, module, input_size, dataset, device, arguments=()):
-    """What to count: zoo model NAME or ``--module``, exactly one."""
-    if (name is None) == (module is None):
-        raise InvalidInput(
-            "MODEL",
-            "give a zoo model NAME or --module PKG.MOD:FACTORY (or path/to/file.py:FACTORY)"
-            + (", not both" if name else ""),
-        )
-    if name is not None:
-        refuse_module_options(
-            name, (("--input-size", input_size), ("--device", device != "meta"), ("--arg", arguments))
-        )
-        return name
-    if dataset is not None:
-        raise InvalidInput("--dataset", "applies to zoo models only, not to --module")
-    return traced(module, input_size, device, arguments)
-
-
 @click.command()
 @click.argument("name", required=False)
 @module_options
-@click.option(
-    "--device",
-    type=click.Choice(["meta", "cpu"]),
-    default="meta",
-    show_default=True,
-    help="With --module: build on meta (no weights, no compute; where a model cannot run there it is "
-    "counted on the CPU, if it fits in memory, and the output says so) or on cpu (LHC masks' kept taps).",
-)
+@count_on_option
 @variant_options
 @click.option(
     "--csv",
@@ -167,20 +36,39 @@ def model_source(name, module, input_size, dataset, device, arguments=()):
     metavar="FILE",
     help="Also write the per-layer table to FILE (.csv; - for stdout instead of the table).",
 )
+@strict_option
 @json_option
-def model(name, module, input_size, arguments, device, dataset, P, G, dwc, se, convention, csv_path, as_json):
+def model(
+    name,
+    module,
+    input_size,
+    arguments,
+    count_on,
+    dataset,
+    P,
+    G,
+    dwc,
+    impl,
+    plan_file,
+    se,
+    convention,
+    csv_path,
+    strict,
+    as_json,
+):
     """FLOPs and parameters of zoo model NAME (or --module) with its convolutions replaced, layer by layer.
 
     \b
     Example:  hetcalc model vgg16 --P 4
               hetcalc model resnet50 --dataset imagenet --P 4 --json
-              hetcalc model --module torchvision.models:resnet18 --input-size 3 224 224 --P 4
+              hetcalc model --module torchvision.models:resnet18 --P 4
               hetcalc model --module ./net.py:make_net --input-size 3 32 32 --dwc
-              hetcalc model --module torchvision.models:googlenet --arg aux_logits=False --input-size 3 224 224
+              hetcalc model vgg16 --plan plan.json
     Every convolution but the first is replaced, except 1×1 ones (with K = 1 HetConv changes
     nothing); MobileNet's depthwise + pointwise pairs each become one layer M → N. Without
-    --P, --gwc or --dwc the model is counted as it is. Reductions and speedup (Eq. 9) are
-    against the unmodified model, counted the same way.
+    --P, --gwc, --dwc or --plan the model is counted as it is. Reductions and speedup (Eq. 9) are
+    against the unmodified model, counted the same way. The JSON's "plan" is the per-layer plan
+    counted: 'hetcalc.convert(model, plan)' builds it, '--plan FILE' reads it back.
 
     With --module, the model is built on the meta device and traced through one forward pass
     that counts every multiply-accumulate: nn.Conv2d, nn.Linear and hetcalc's layers are
@@ -189,22 +77,18 @@ def model(name, module, input_size, arguments, device, dataset, P, G, dwc, se, c
     convolutions) is in the total under the module that ran it ("ops" rows), carried unchanged;
     other parameters are one more row; parameters the forward never reads are reported.
     """
-    from ..core.analyze import analyze
-
     if csv_path:
         check_csv_path(csv_path, "--csv")
-    source = model_source(name, module, input_size, dataset, device, arguments)
-    report = analyze(
-        source, dataset=dataset, variant=chosen_variant(P, G, dwc), P=P, G=G, se=se, convention=convention
-    )
+    source = model_source(name, module, input_size, dataset, count_on, arguments)
+    report = analysed(source, dataset, P, G, dwc, impl, plan_file, se, convention)
     if csv_path:
         write_csv(report, csv_path)
-        if csv_path == "-":
-            return
     if as_json:
         print_json(report.to_dict())
-        return
-    render(report)
+    elif csv_path != "-":
+        render(report)
+    if strict and (report.uncounted or report.data_dependent):
+        sys.exit(1)
 
 
 def shape_text(r) -> str:

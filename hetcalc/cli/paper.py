@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from ..render import Column, check_csv_path, console, fitted, print_json, write_csv
-from . import csv_option, json_option
-from .model import convention_option
+from .options import convention_option, csv_option, json_option
 
 
 @click.group()
@@ -21,7 +20,7 @@ def _ours(value, ok, digits: int) -> str:
 
 
 @paper.command()
-@convention_option
+@convention_option()
 @csv_option
 @json_option
 def table1(convention, csv_path, as_json):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from ..core.errors import InvalidInput
-from .model import chosen_variant, variant_options
+from .options import analysed, chosen_variant, count_on_option, model_source, module_options, variant_options
 
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print the plotted data as one JSON object on stdout."
@@ -93,25 +93,43 @@ def speedup(K, P_max, M, measured, out, as_json):
 
 
 @plot.command()
-@click.argument("name")
+@click.argument("name", required=False)
+@module_options
+@count_on_option
 @variant_options
 @out_option
 @json_option
-def model(name, dataset, P, G, dwc, se, convention, out, as_json):
-    """Per-layer FLOPs of zoo model NAME: standard against HetConv (or GWC+PWC, DWC+PWC), log scale.
+def model(
+    name,
+    module,
+    input_size,
+    arguments,
+    count_on,
+    dataset,
+    P,
+    G,
+    dwc,
+    impl,
+    plan_file,
+    se,
+    convention,
+    out,
+    as_json,
+):
+    """Per-layer FLOPs of zoo model NAME (or --module): standard against HetConv (or GWC+PWC, DWC+PWC, a plan).
 
     \b
     Example:  hetcalc plot model vgg16 --P 4 --out vgg16_p4.png
+              hetcalc plot model --module torchvision.models:resnet18 --P 4 --out r18.png
     The options are those of 'hetcalc model'; --json prints the same report.
     """
-    variant = chosen_variant(P, G, dwc)
-    if variant == "standard":
-        raise InvalidInput("--P", "give --P, --gwc or --dwc: what to compare the standard model with")
+    if chosen_variant(P, G, dwc, plan_file) == "standard":
+        raise InvalidInput("--P", "give --P, --gwc, --dwc or --plan: what to compare the standard model with")
     _check_out(out, as_json)
-    from ..core.analyze import analyze
     from ..plot import model_figure
 
-    report = analyze(name, dataset=dataset, variant=variant, P=P, G=G, se=se, convention=convention)
+    source = model_source(name, module, input_size, dataset, count_on, arguments)
+    report = analysed(source, dataset, P, G, dwc, impl, plan_file, se, convention)
     if as_json:
         from ..render import print_json
 

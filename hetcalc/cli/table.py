@@ -6,8 +6,7 @@ import click
 
 from ..core.errors import InvalidInput
 from ..render import Column, check_csv_path, console, fitted, in_unit, prefix_for, print_json, write_csv
-from . import csv_option
-from .model import convention_option, model_source, module_options
+from .options import convention_option, count_on_option, csv_option, model_source, module_options
 
 FORMATS = ("rich", "markdown", "latex", "csv", "json")
 
@@ -15,17 +14,11 @@ FORMATS = ("rich", "markdown", "latex", "csv", "json")
 @click.command()
 @click.argument("words", nargs=-1, metavar="[NAME] [VARIANT]...")
 @module_options
-@click.option(
-    "--device",
-    type=click.Choice(["meta", "cpu"]),
-    default="meta",
-    show_default=True,
-    help="With --module: build on meta (no weights) or cpu.",
-)
+@count_on_option
 @click.option(
     "--dataset", default=None, help="cifar10 or imagenet  [default: the model's own; see 'hetcalc zoo']."
 )
-@convention_option
+@convention_option()
 @click.option(
     "--format",
     "fmt",
@@ -34,8 +27,11 @@ FORMATS = ("rich", "markdown", "latex", "csv", "json")
     show_default=True,
     help="rich: a terminal table; markdown; latex (booktabs); csv; json.",
 )
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object on stdout (the same as --format json)."
+)
 @csv_option
-def table(words, module, input_size, arguments, device, dataset, convention, fmt, csv_path):
+def table(words, module, input_size, arguments, count_on, dataset, convention, fmt, as_json, csv_path):
     """Table 1 of the HetConv paper for any model: FLOPs, params and their reductions per variant.
 
     \b
@@ -53,7 +49,8 @@ def table(words, module, input_size, arguments, device, dataset, convention, fmt
     if csv_path:
         check_csv_path(csv_path)
     name, variants = (None, list(words)) if module else (words[0] if words else None, list(words[1:]))
-    source = model_source(name, module, input_size, dataset, device, arguments)
+    source = model_source(name, module, input_size, dataset, count_on, arguments)
+    fmt = "json" if as_json else fmt
     try:
         rows = variant_table(source, variants or HETCONV_ROWS, convention, dataset)
     except InvalidInput as error:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from ..render import Column, check_csv_path, console, fitted, print_json, write_csv
-from . import csv_option, json_option, needs_torch, progress
+from . import needs_torch, progress
+from .options import csv_option, json_option
 
 UNIT = (
     "multiply-accumulates; fvcore counts no bias additions, so hetcalc's Cost.macs "

@@ -5,13 +5,12 @@ from __future__ import annotations
 import click
 
 from ..render import Column, check_csv_path, console, fitted, print_json, si, write_csv
-from . import csv_option, json_option
-from .model import convention_option_with
+from .options import convention_option, csv_option, json_option
 
 
 @click.command()
 @click.argument("pattern", default="*")
-@convention_option_with("exact")  # the real networks' parameters, as nn.Module.parameters() counts
+@convention_option("exact")  # the real networks' parameters, as nn.Module.parameters() counts
 @csv_option
 @json_option
 def zoo(pattern, convention, csv_path, as_json):

@@ -6,95 +6,21 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 
 from . import conventions, kinds
+from . import plan as plan_module
 from .cost import saved_pct
 from .cost import speedup as eq9_speedup
-from .errors import InvalidInput, positive_int, whole_numbers
+from .errors import InvalidInput
+from .plan import P_setting, Plan
 from .records import Conv, Linear, ModelSpec, Ops
 from .zoo import get_model
 
 
-def P_setting(P):
-    """P as given on the command line or in Python → an int, "C" (P = M per layer) or a list of ints."""
-    if isinstance(P, str):
-        text = P.strip()
-        if text.upper() == "C":
-            return "C"
-        values = whole_numbers("P", text, "4, C or 2,4,8 (one per replaced layer)")
-        return values if "," in text else values[0]
-    return [positive_int("P", p) for p in P] if isinstance(P, (list, tuple)) else positive_int("P", P)
-
-
-def candidates(spec: ModelSpec) -> list[int]:
-    """Indices of the convolutions a variant may replace: all but the first, except 1×1 ones and those a
-    trace marked ``fixed`` (the model-level part of ``hetcalc.core.kinds.kept``)."""
-    convs = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Conv)]
-    return [i for i in convs[1:] if spec.layers[i].K > 1 and not spec.layers[i].fixed]
-
-
-def per_layer_P(P, layers: list[Conv]) -> list[int]:
-    """P for each candidate layer from an int, "C" (P = M, each layer's input channels) or a list."""
-    if P is None:
-        raise InvalidInput(
-            "P", "the hetconv variant needs P (a number, C for P = M per layer, or one P per layer)"
-        )
-    P = P_setting(P)
-    if P == "C":
-        return [layer.M for layer in layers]
-    if isinstance(P, list):
-        if len(P) != len(layers):
-            where = f" ({layers[0].name} … {layers[-1].name})" if layers else ""
-            raise InvalidInput("P", f"got {len(P)} values for {len(layers)} replaceable layers{where}")
-        return P
-    return [P] * len(layers)
-
-
-def apply_variant(spec: ModelSpec, variant: str = "hetconv", P=None, G=None, se=None) -> ModelSpec:
-    """``spec`` with every convolution the variant fits built as ``variant``, plus SE blocks.
-
-    Which layers change is ``hetcalc.core.kinds.kept``: not the first convolution, not 1×1 ones, not
-    those a trace marked fixed, and only where the kind fits (P dividing M and N, odd K, …);
-    every other layer stays as it is, with the reason in its ``fixed``. A replaced layer keeps
-    its M, N, K, stride, output size and bias, and one BatchNorm on its output if it had any;
-    ``se`` adds Squeeze-and-Excitation (reduction ``se``) after each. Replacing a layer by its
-    own kind (MobileNet's blocks with dwc_pwc) leaves it as it is.
-    """
-    kind = kinds.variant(variant)
-    for parameter, value in (("P", P), ("G", G)):
-        if value is not None and kind.parameter != parameter:
-            raise InvalidInput(parameter, f"does not apply to the {variant} variant")
-    if kind.parameter == "G":
-        G = positive_int("G", G) if G is not None else None
-        if G is None:
-            raise InvalidInput("G", "the gwc_pwc variant needs G, the number of groups")
-    se = None if se is None else positive_int("se", se)
-    if variant == "standard" and se is None:
-        return spec
-    convs = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Conv)]
-    indices = candidates(spec)
-    values = per_layer_P(P, [spec.layers[i] for i in indices]) if variant == "hetconv" else [G] * len(indices)
-    setting = dict(zip(indices, values))
-    layers = list(spec.layers)
-    for i in convs:
-        layer, value, target, note = layers[i], setting.get(i), variant, ""
-        if variant == "standard":  # SE on every candidate, each layer built as it is
-            target, value = layer.kind, layer.setting
-        elif variant == "hetconv" and value == 1:  # HetConv with P = 1 is the standard convolution
-            target, note = "standard", "P=1: HetConv with P = 1 is the standard convolution"
-        reason = kinds.kept(layer.spec, target, value, first=i == convs[0], fixed=layer.fixed)
-        if reason:
-            layers[i] = layer.with_(fixed=reason)
-            continue
-        norm = layer.norm if target == layer.kind else layer.norm[-1:]
-        layers[i] = layer.with_(
-            kind=target,
-            P=value if target == "hetconv" else None,
-            G=value if target in ("gwc_pwc", "grouped") else None,
-            norm=norm,
-            se=se,
-            fixed=note,
-        )
-        conventions.costs(layers[i])  # refuse an SE reduction that does not fit this layer, by name
-    return spec.with_layers(layers)
+def apply_variant(
+    spec: ModelSpec, variant: str = "hetconv", P=None, G=None, se=None, impl="exact"
+) -> ModelSpec:
+    """``spec`` with every convolution the variant fits built as ``variant``, plus SE blocks: the records of
+    ``plan.apply(spec, plan.derive(spec, variant, P, G, impl=impl, se=se))``."""
+    return plan_module.apply(spec, plan_module.derive(spec, variant, P, G, impl=impl, se=se))
 
 
 def _number(value):
@@ -115,7 +41,9 @@ def _layer_row(before, after, convention: str) -> dict:
         "name": after.name,
         "kind": kind,
         "kind_before": before.kind if conv else kind,
-        "changed": conv and (before.kind, before.setting, before.se) != (after.kind, after.setting, after.se),
+        "changed": conv
+        and (before.kind, before.setting, before.impl, before.se)
+        != (after.kind, after.setting, after.impl, after.se),
         "M": after.M if conv else after.in_features if linear else None,
         "N": after.N if conv else after.out_features if linear else None,
         "K": after.K if conv else None,
@@ -125,6 +53,7 @@ def _layer_row(before, after, convention: str) -> dict:
         "note": after.fixed if conv else _ops_text(after) if isinstance(after, Ops) else "",
         "P": after.P if conv else None,
         "G": after.G if conv else None,
+        "impl": after.impl if conv else None,
         "se": after.se if conv else None,
         "flops_before": flops_before,
         "flops_after": flops_after,
@@ -142,18 +71,21 @@ def _ops_text(layer: Ops) -> str:
 
 
 def flops_by_op(layers, convention: str) -> dict[str, int | float]:
-    """FLOPs per operator: recorded convolutions and linear layers, and each operator of the Ops records."""
+    """FLOPs per operator family: each record's FLOPs split over the operators that run it.
+
+    A convolution's kind runs its MACs as ``hetcalc.core.kinds.families`` says (HetConv2d exact: its
+    K×K taps as a convolution, its 1×1 taps as a matmul); under the paper convention its FLOPs are
+    split in the same proportion. Linear layers are ``linear``; an Ops record holds its families.
+    """
     totals: dict[str, Fraction] = {}
     for layer in layers:
         if isinstance(layer, Ops):
             parts = list(layer.macs)
         elif isinstance(layer, (Conv, Linear)):
-            parts = [
-                (
-                    "convolution" if isinstance(layer, Conv) else "linear",
-                    conventions.measure(layer, convention)[0],
-                )
-            ]
+            flops = Fraction(conventions.measure(layer, convention)[0])
+            shares = {"linear": 1} if isinstance(layer, Linear) else kinds.families(layer)
+            whole = sum(shares.values())
+            parts = [(family, flops * share / whole) for family, share in shares.items()] if whole else []
         else:
             continue
         for op, flops in parts:
@@ -163,11 +95,14 @@ def flops_by_op(layers, convention: str) -> dict[str, int | float]:
 
 @dataclass
 class ModelReport:
-    """A model under a variant and a convention: totals, reductions against the unmodified model, layers.
+    """A model under a plan (or a variant) and a convention: totals, reductions against the unmodified model.
 
-    ``notes`` and ``params_unused`` come from a traced model's spec (see ``ModelSpec``);
-    ``flops_by_op`` splits ``flops`` by operator;
-    a layer row's ``note`` says why a traced layer is never replaced.
+    ``plan`` is the plan counted, in its JSON form (``hetcalc.core.plan.Plan.to_dict``): give it to
+    ``hetcalc.convert`` to build what was counted. From a traced model's spec (see ``ModelSpec``):
+    ``uncounted`` and ``data_dependent`` (operator → calls; ``partial`` is True when operators with
+    no formula ran, so the totals may miss MACs), ``counted_on``, ``fallback`` and ``params_unused``;
+    ``notes`` are sentences rendered from these fields and the layers' reasons. ``flops_by_op``
+    splits ``flops`` by operator family; a layer row's ``note`` says why it stays as it is.
     """
 
     model: str
@@ -186,19 +121,30 @@ class ModelReport:
     layers: list[dict] = field(repr=False)
     G: int | None = None
     se: int | None = None
+    impl: str | None = None
     notes: list[str] = field(default_factory=list)
     params_unused: int = 0
     flops_by_op: dict = field(default_factory=dict)
+    uncounted: dict = field(default_factory=dict)
+    data_dependent: dict = field(default_factory=dict)
+    partial: bool = False
+    counted_on: str = ""
+    fallback: str = ""
+    plan: dict = field(default_factory=dict, repr=False)
 
     def variant_title(self) -> str:
-        """'HetConv P=4', 'HetConv P = M per layer (PC)', 'GWC+PWC G=4', 'DWC+PWC + SE R=8', …"""
+        """'HetConv P=4', 'HetConv P = M per layer (PC)', 'GWC+PWC G=4', 'DWC+PWC + SE R=8', 'plan', …"""
         if self.variant == "standard":
             label = "standard (no replacement)"
+        elif self.variant == "plan":
+            replaced = sum(1 for d in self.plan.get("layers", ()) if d.get("kind"))
+            label = f"plan ({replaced} layers replaced)"
         elif self.variant == "hetconv" and (self.P == "C" or isinstance(self.P, list)):
             label = "HetConv " + ("P = M per layer (PC)" if self.P == "C" else "P per layer")
         else:
             label = kinds.get(self.variant).title(self.P if self.variant == "hetconv" else self.G)
-        return label + (f" + SE R={self.se}" if self.se else "")
+        impl = f" ({self.impl})" if self.impl not in (None, "exact") else ""
+        return label + impl + (f" + SE R={self.se}" if self.se else "")
 
     def to_dict(self) -> dict:
         """The JSON object of ``hetcalc model --json``."""
@@ -214,17 +160,36 @@ class ModelReport:
 
 
 def analyze(
-    model, *, dataset=None, variant: str = "hetconv", P=None, G=None, se=None, convention: str = "paper"
+    model,
+    *,
+    dataset=None,
+    variant: str | None = None,
+    P=None,
+    G=None,
+    se=None,
+    impl: str = "exact",
+    plan: Plan | None = None,
+    convention: str = "paper",
 ) -> ModelReport:
-    """Count ``model`` (a zoo name or a ModelSpec) as ``variant`` under ``convention``.
+    """Count ``model`` (a zoo name or a ModelSpec) as ``plan`` builds it, or as ``variant`` (default
+    hetconv: the plan ``hetcalc.core.plan.derive`` makes), under ``convention``.
 
     Baseline: the same model unmodified (no replacement, no SE), counted the same way.
     """
     conventions.check(convention)
     spec = model if isinstance(model, ModelSpec) else get_model(model, dataset)
-    after = apply_variant(spec, variant, P, G, se)
+    if plan is not None:
+        given = [name for name, value in (("variant", variant), ("P", P), ("G", G), ("se", se)) if value]
+        if given:
+            raise InvalidInput(given[0], "give a plan or a variant, not both")
+        variant = "plan"
+    else:
+        variant = variant or "hetconv"
+        plan = plan_module.derive(spec, variant, P, G, impl=impl, se=se)
+    after = plan_module.apply(spec, plan)
     P = P_setting(P) if variant == "hetconv" else None
     rows = [_layer_row(b, a, convention) for b, a in zip(spec.layers, after.layers)]
+    rows = [r for r in rows if r["kind"] != "other" or any(r[key] for key in COUNTS)]
     base_flops, flops, base_params, params = (sum(r[key] for r in rows) for key in COUNTS)
     rows = [{k: _number(v) if k in COUNTS else v for k, v in r.items()} for r in rows]
     return ModelReport(
@@ -244,15 +209,47 @@ def analyze(
         layers=rows,
         G=G if variant == "gwc_pwc" else None,
         se=se,
-        notes=list(spec.notes) + _nothing_replaced(variant, rows, P),
+        impl=impl if variant == "hetconv" else None,
+        notes=notes(spec) + _nothing_replaced(variant, rows, P),
         params_unused=spec.params_unused,
         flops_by_op=flops_by_op(after.layers, convention),
+        uncounted=dict(spec.uncounted),
+        data_dependent=dict(spec.data_dependent),
+        partial=bool(spec.uncounted),
+        counted_on=spec.counted_on,
+        fallback=spec.fallback,
+        plan=plan.to_dict(),
     )
+
+
+def notes(spec: ModelSpec) -> list[str]:
+    """Sentences for the reader, rendered from what a traced spec's count rests on (its fields)."""
+    said = []
+    if spec.fallback:
+        said.append(f"counted on the CPU: the meta device cannot run it ({spec.fallback})")
+    said += list(spec.notes)
+    if spec.params_unused:
+        said.append(
+            f"{spec.params_unused:,} parameters are never read by this forward pass (in the totals, as params_unused)"
+        )
+    if spec.uncounted:
+        ops = ", ".join(f"{op} ×{n}" for op, n in sorted(spec.uncounted.items()))
+        said.append(
+            f"Warning: operators with no MAC formula, which may carry multiply-accumulates, are not in the totals: {ops}"
+        )
+    if spec.data_dependent:
+        C, H, W = spec.input
+        ops = ", ".join(f"{op} ×{n}" for op, n in sorted(spec.data_dependent.items()))
+        said.append(
+            f"counted on this input (1×{C}×{H}×{W} of zeros): data-dependent operators ({ops}) decide what runs, "
+            "so another input may run other operations"
+        )
+    return said
 
 
 def _nothing_replaced(variant: str, rows: list[dict], P=None) -> list[str]:
     """A note where a variant changes nothing: P = 1, no convolution at all, or none it fits."""
-    if variant == "standard" or any(r["changed"] for r in rows):
+    if variant in ("standard", "plan") or any(r["changed"] for r in rows):
         return []
     if P == 1:
         return ["nothing changes: HetConv with P = 1 is the standard convolution"]

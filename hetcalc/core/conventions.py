@@ -105,7 +105,7 @@ def costs(layer) -> LayerCosts:
     """
     norm = sum((cost.batchnorm(c) for c in layer.norm), cost.ZERO)
     if isinstance(layer, Linear):
-        built = cost.linear(layer.in_features, layer.out_features, layer.bias, layer.positions)
+        built = held(layer, cost.linear(layer.in_features, layer.out_features, layer.bias, layer.positions))
         return LayerCosts(built, built, norm=norm)
     if isinstance(layer, Ops):
         built = Cost(sum(macs for _, macs in layer.macs))
@@ -119,7 +119,15 @@ def costs(layer) -> LayerCosts:
         built = kinds.layer_cost(layer.spec, layer.kind, layer.setting, layer.mid)
         standard = built if layer.kind == "grouped" else cost.standard(layer.spec)
     se = cost.squeeze_excitation(layer.N, layer.se, name=layer.name) if layer.se else cost.ZERO
-    return LayerCosts(built, standard, se, norm)
+    return LayerCosts(held(layer, built), standard, se, norm)
+
+
+def held(layer, built: Cost) -> Cost:
+    """``built`` with the parameters the layer holds: as read from its module where a trace read them
+    (``params``), none in a repeated call of a module (its first call holds them)."""
+    if layer.call > 1:
+        return Cost(built.macs, built.adds, 0)
+    return built if layer.params is None else Cost(built.macs, built.adds, layer.params)
 
 
 def measure(layer, convention: str) -> tuple:
@@ -129,5 +137,5 @@ def measure(layer, convention: str) -> tuple:
         return c.built.macs + c.se.macs, c.built.params + c.se.params + c.norm.params
     core = c.built
     if isinstance(layer, Conv):  # the standard convolution in its place, times its layer-level reduction
-        core = c.standard.scaled(Fraction(c.built.macs, c.standard.macs))
+        core = held(layer, c.standard.scaled(Fraction(c.built.macs, c.standard.macs)))
     return core.flops + c.se.flops, core.params + c.se.params

@@ -2,7 +2,8 @@
 
 Each :class:`Kind` names its formula in ``hetcalc.core.cost``, its closed-form reduction, its
 latency, the setting it takes (``P`` or ``G``), its eligibility rule and the real layer that
-realises it (imported lazily: this module imports no torch). Adding a kind is one entry here,
+realises it (named as "module:Class", resolved by ``hetcalc.real.layers.build_layer``: this
+module imports no torch). Adding a kind is one entry here,
 its formula in ``cost.py`` and its layer in ``layers.py``; ``tests/test_kinds.py`` walks this
 table end to end.
 
@@ -13,7 +14,6 @@ table end to end.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -146,6 +146,25 @@ IMPLS = {"exact": "hetconv", "grouped_sum": "hetconv_grouped_sum", "fast": "hetc
 grouped_sum's multiply-accumulates (a dense 1×1 kernel over every channel)."""
 
 
+ONE_BY_ONE = {"exact": "matmul", "fast": "matmul", "grouped_sum": "convolution"}
+"""The operator family that runs HetConv2d's 1×1 taps, by implementation (its K×K taps run as one grouped
+convolution): a batched matmul (``exact``; ``fast`` on a contiguous input), a 1×1 convolution (``grouped_sum``)."""
+
+
+def families(layer) -> dict[str, int]:
+    """The MACs of a convolution record (``hetcalc.core.records.Conv``) by the operator family that runs them.
+
+    HetConv2d runs its K×K taps as one grouped convolution (Eq. 2: the grouped conv with P groups) and
+    its 1×1 taps as ``ONE_BY_ONE[impl]``; every other kind runs convolutions only.
+    """
+    if layer.taps is not None or layer.kind not in ("hetconv", "hetconv_grouped_sum"):
+        return {"convolution": 1}
+    total = get(layer.kind).cost(layer.spec, layer.P, None).macs
+    family = ONE_BY_ONE[layer.impl or ("exact" if layer.kind == "hetconv" else "grouped_sum")]
+    kxk = cost.grouped(layer.spec, layer.P).macs
+    return {"convolution": kxk, family: total - kxk} if family != "convolution" else {"convolution": total}
+
+
 def get(name: str) -> Kind:
     """The kind called ``name``, or InvalidInput listing the known ones."""
     if name not in KINDS:
@@ -242,28 +261,3 @@ def of_layer(module) -> str:
     if not names:
         raise InvalidInput("module", f"{path} is not the layer of any kind; known: {', '.join(KINDS)}")
     return names[0]
-
-
-def layer_class(kind: str):
-    """The real layer class of ``kind`` (imports torch)."""
-    module, name = get(kind).layer.split(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def build(
-    kind: str,
-    M: int,
-    N: int,
-    K: int,
-    value=None,
-    *,
-    stride: int = 1,
-    padding: int | None = None,
-    bias: bool = False,
-    impl: str = "exact",
-    mid: int | None = None,
-):
-    """The real layer of ``kind`` for a convolution M → N, K×K (imports torch); checked for eligibility first."""
-    check(ConvSpec(M=M, N=N, K=K, stride=stride, bias=bias), kind, value, mid)
-    padding = K // 2 if padding is None else padding
-    return get(kind).make(layer_class(kind), M, N, K, value, stride, padding, bias, impl, mid)

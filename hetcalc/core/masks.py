@@ -33,15 +33,15 @@ def kind_mask(kind: str, M: int, N: int, K: int, P: int = 1) -> np.ndarray:
         kernels_full = np.ones((N, M), dtype=bool)
         kernels_centre = kernels_full
     elif kind == "hetconv":
-        P = dividing("--P", P, M, "the input channels M")
+        P = dividing("P", P, M, "the input channels M")
         kernels_full = (c - n) % P == 0
         kernels_centre = np.ones((N, M), dtype=bool)
     elif kind in ("gwc", "dwc"):
         G = M if kind == "dwc" else P
         if kind == "dwc" and N != M:
-            raise InvalidInput("--N", f"a depthwise mask needs N = M, got N={N}, M={M}")
-        G = dividing("--G", G, M, "the input channels M")
-        G = dividing("--G", G, N, "the output channels N")
+            raise InvalidInput("N", f"a depthwise mask needs N = M, got N={N}, M={M}")
+        G = dividing("P", G, M, "the input channels M")
+        G = dividing("P", G, N, "the output channels N")
         kernels_full = (n // (N // G)) == (c // (M // G))
         kernels_centre = kernels_full
     else:

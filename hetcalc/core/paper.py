@@ -14,9 +14,10 @@ import re
 from fractions import Fraction
 
 from . import cost
-from .analyze import analyze, apply_variant, candidates
+from .analyze import analyze, apply_variant
 from .conventions import costs
 from .errors import InvalidInput
+from .plan import candidates
 from .zoo import get_model
 
 MODEL, DATASET = "vgg16", "cifar10"
@@ -70,7 +71,8 @@ def _implied(
     """
     spec = get_model(MODEL, DATASET)
     after = apply_variant(spec, **{k: v for k, v in options.items() if v is not None})
-    targets = candidates(spec)
+    names = {layer.name for layer in candidates(spec)}
+    targets = [i for i, layer in enumerate(spec.layers) if layer.name in names]
     kept = sum((costs(layer).built for i, layer in enumerate(spec.layers) if i not in targets), cost.ZERO)
     S = sum(costs(spec.layers[i]).standard.flops for i in targets)
     se = sum((costs(after.layers[i]).se for i in targets), cost.ZERO)

@@ -12,7 +12,7 @@ models alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from .spec import ConvSpec, output_size
 
@@ -30,7 +30,10 @@ class Conv:
     non-square kernel's weights); ``fixed``: why the layer stays as it is (set by a trace for
     structure no hetcalc layer carries, and by ``analyze`` for a variant that does not fit).
     ``block``: the residual block it belongs to ("" for none); ``shortcut``: it is that block's
-    shortcut convolution.
+    shortcut convolution. ``impl``: HetConv2d's implementation (``kind`` is the kind whose formula
+    counts what it runs, ``hetcalc.core.kinds.IMPLS``). ``params``: the learnable parameters as read
+    from a traced module (every tensor it holds, once; None: its kind's formula); ``call``: which call
+    of its module this record is (a module called twice holds its parameters in its first call only).
     """
 
     name: str
@@ -46,6 +49,9 @@ class Conv:
     fixed: str = ""
     block: str = ""
     shortcut: bool = False
+    impl: str | None = None
+    params: int | None = None
+    call: int = 1
 
     @property
     def M(self) -> int:
@@ -72,7 +78,8 @@ class Conv:
 class Linear:
     """A fully connected layer ``in_features`` → ``out_features``; ``norm``: BatchNorm1d channels after it.
 
-    ``positions``: the vectors it is applied to (tokens of a sequence; 1 for a classifier).
+    ``positions``: the vectors it is applied to (tokens of a sequence; 1 for a classifier);
+    ``params`` and ``call`` as for ``Conv``.
     """
 
     name: str
@@ -81,6 +88,8 @@ class Linear:
     bias: bool = True
     norm: tuple[int, ...] = ()
     positions: int = 1
+    params: int | None = None
+    call: int = 1
 
 
 @dataclass(frozen=True)
@@ -100,7 +109,8 @@ class Ops:
 
     Attention, functional matmuls (``F.linear``, ``torch.matmul``, ``einsum``), Conv1d/Conv3d and
     transposed convolutions: in every total, carried unchanged by every variant. ``macs`` holds
-    (operator, MACs) pairs (``hetcalc.real.counter``'s names: convolution, mm, bmm, attention, …).
+    (operator family, MACs) pairs (``hetcalc.real.counter``'s families: convolution, matmul, linear,
+    attention, …).
     """
 
     name: str
@@ -123,9 +133,11 @@ class ModelSpec:
 
     ``family`` names the torch wiring in ``hetcalc.real.build`` (None for a traced model);
     ``pools`` maps a layer index to the pooling applied to its input. A traced model also
-    carries ``notes`` (sentences for the reader: how it was counted, operators with no formula,
-    data-dependent operators) and ``params_unused``, the parameters no operator of the traced
-    forward read (an auxiliary head eval never runs), which are in the totals too.
+    carries what its count rests on, as data: ``uncounted`` (operator → calls: operators with no
+    formula that may carry multiply-accumulates, not in the totals), ``data_dependent`` (operator →
+    calls: the count holds for the input traced), ``counted_on`` ("meta" or "cpu") with the
+    ``fallback`` reason where meta could not run it, ``params_unused`` (parameters no operator of the
+    traced forward read, in the totals too), and ``notes`` (sentences about single layers).
     """
 
     name: str
@@ -136,6 +148,10 @@ class ModelSpec:
     notes: tuple[str, ...] = ()
     params_unused: int = 0
     pools: tuple[tuple[int, Pool], ...] = ()
+    uncounted: dict = field(default_factory=dict)
+    data_dependent: dict = field(default_factory=dict)
+    counted_on: str = ""
+    fallback: str = ""
 
     def convs(self) -> list[Conv]:
         return [layer for layer in self.layers if isinstance(layer, Conv)]

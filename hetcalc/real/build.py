@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core import kinds
 from ..core.analyze import apply_variant
 from ..core.records import Conv, Linear, ModelSpec
 from ..core.zoo import get_model
+from .layers import build_layer
 
 
 class SqueezeExcite(nn.Module):
@@ -47,7 +47,8 @@ def conv_unit(layer: Conv) -> nn.Module:
             nn.Conv2d(M, N, 1, bias=bias),
         ]
     else:
-        modules = [kinds.build(layer.kind, M, N, K, layer.setting, stride=s, bias=bias, mid=layer.mid)]
+        kind, impl = ("hetconv", layer.impl) if layer.impl else (layer.kind, "exact")
+        modules = [build_layer(kind, M, N, K, layer.setting, stride=s, bias=bias, impl=impl, mid=layer.mid)]
     modules += [nn.BatchNorm2d(N)] if layer.norm else []
     modules += [SqueezeExcite(N, layer.se)] if layer.se else []
     return nn.Sequential(*modules)
@@ -171,4 +172,6 @@ def build_model(
     spec = name if isinstance(name, ModelSpec) else get_model(name, dataset)
     if spec.family not in FAMILIES:
         raise ValueError(f"{spec.name}: no torch wiring for family {spec.family!r}")
-    return FAMILIES[spec.family](apply_variant(spec, variant, P, G, se))
+    model = FAMILIES[spec.family](apply_variant(spec, variant, P, G, se))
+    model.hetcalc_input_size = tuple(spec.input)  # its input, for hetcalc.convert and trace_factory
+    return model

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections import Counter
 
 import torch
 
 with warnings.catch_warnings():  # fvcore.nn runs torch.jit.script at import, deprecated in torch 2.x
     warnings.simplefilter("ignore", DeprecationWarning)
     from fvcore.nn import FlopCountAnalysis, parameter_count
+    from fvcore.nn.jit_handles import conv_flop_count, get_shape
 
 logging.getLogger("fvcore").setLevel(logging.ERROR)
 
@@ -121,6 +123,16 @@ NOT_MACS: dict[str, str] = {
 }
 
 
+def _convolution_mode(inputs, outputs):
+    """fvcore 0.1.5 has no handle for ``aten::_convolution_mode``, the operator of a convolution with string
+    padding ("same", "valid"): it would skip the convolution. Counted with fvcore's own convolution formula
+    (N·prod(out)·Cout·Cin/G·prod(k)), named "conv" as fvcore names its convolutions."""
+    x, w = inputs[:2]
+    return Counter(
+        {"conv": conv_flop_count(get_shape(x), get_shape(w), get_shape(outputs[0]), transposed=False)}
+    )
+
+
 def count(module, inputs, uncounted: tuple[str, ...] = ()) -> tuple[int, dict[str, int], dict[str, int]]:
     """fvcore's traced count of ``module(*inputs)``: (MACs, MACs by operator, skipped operator → times).
 
@@ -133,6 +145,7 @@ def count(module, inputs, uncounted: tuple[str, ...] = ()) -> tuple[int, dict[st
         .unsupported_ops_warnings(False)
         .uncalled_modules_warnings(False)
     )
+    analysis.set_op_handle("aten::_convolution_mode", _convolution_mode)
     for op in uncounted:
         analysis.set_op_handle(op, lambda inputs, outputs: 0)
     analysis._ignored_ops = set()  # fvcore 0.1.5: its silent skip list; emptied, so every skip is reported

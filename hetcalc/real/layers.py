@@ -18,6 +18,7 @@ Each has ``cost(D_out_h, D_out_w=None)``: the ``hetcalc.core.cost`` formula of w
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import torch
@@ -30,11 +31,14 @@ from ..core.errors import InvalidInput, positive_int
 from ..core.spec import ConvSpec
 
 
-def _checked(M, N, K, stride, padding) -> tuple[int, int, int, int, int]:
-    """(M, N, K, stride, padding) as validated ints; padding None means K // 2."""
+def _checked(M, N, K, stride, padding) -> tuple[int, int, int, int, int | str]:
+    """(M, N, K, stride, padding) validated; padding None means K // 2; "same" and "valid" pass as nn.Conv2d's."""
     M, N, K = positive_int("in_channels", M), positive_int("out_channels", N), positive_int("kernel_size", K)
     stride = positive_int("stride", stride)
-    padding = K // 2 if padding is None else positive_int("padding", padding, minimum=0)
+    if isinstance(padding, str) and padding not in ("same", "valid"):
+        raise InvalidInput("padding", f"must be a whole number >= 0, 'same' or 'valid', got {padding!r}")
+    if not isinstance(padding, str):
+        padding = K // 2 if padding is None else positive_int("padding", padding, minimum=0)
     return M, N, K, stride, padding
 
 
@@ -107,6 +111,8 @@ class HetConv2d(_Costed):
     ):
         super().__init__()
         M, N, K, stride, padding = _checked(in_channels, out_channels, kernel_size, stride, padding)
+        if isinstance(padding, str):  # "same" (stride 1, odd K) pads K // 2
+            padding = K // 2 if padding == "same" else 0
         if impl not in kinds.IMPLS:
             raise InvalidInput("impl", f"must be one of {', '.join(map(repr, kinds.IMPLS))}, got {impl!r}")
         kinds.check(ConvSpec(M=M, N=N, K=K), kinds.IMPLS[impl], p)
@@ -301,3 +307,27 @@ class GwPwConv2d(_Costed):
     def cost(self, D_out_h: int, D_out_w: int | None = None) -> costs.Cost:
         """Eq. 10 (hetcalc.core.cost.gwc_pwc) at a D_out_h × D_out_w output."""
         return kinds.layer_cost(self.spec(D_out_h, D_out_w), "gwc_pwc", self.groups, self.mid_channels)
+
+
+def build_layer(
+    kind: str,
+    M: int,
+    N: int,
+    K: int,
+    value=None,
+    *,
+    stride: int = 1,
+    padding: int | str | None = None,
+    bias: bool = False,
+    impl: str = "exact",
+    mid: int | None = None,
+) -> nn.Module:
+    """The real layer of ``kind`` (its class named in ``hetcalc.core.kinds``) for a convolution M → N, K×K.
+
+    Checked for eligibility first (``kinds.check``); ``value`` is its P or G; ``padding`` None is K // 2.
+    """
+    kinds.check(ConvSpec(M=M, N=N, K=K, stride=stride, bias=bias), kind, value, mid)
+    padding = K // 2 if padding is None else padding
+    module, name = kinds.get(kind).layer.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    return kinds.get(kind).make(cls, M, N, K, value, stride, padding, bias, impl, mid)

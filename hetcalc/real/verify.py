@@ -18,6 +18,7 @@ from ..core import kinds
 from ..core.cost import Cost
 from ..core.spec import ConvSpec, output_size
 from . import fvcount
+from .layers import build_layer
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def layer_cases(
         yield Case(
             row,
             config,
-            lambda name=name, value=value, impl=impl, width=width: kinds.build(
+            lambda name=name, value=value, impl=impl, width=width: build_layer(
                 name, M, N, K, value, stride=stride, bias=bias, impl=impl, mid=width
             ),
             shape,

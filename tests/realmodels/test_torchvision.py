@@ -42,7 +42,8 @@ from torchvision.models import detection, segmentation  # noqa: E402
 import hetcalc  # noqa: E402
 from hetcalc.core.analyze import analyze  # noqa: E402
 from hetcalc.real import fvcount  # noqa: E402
-from hetcalc.real.trace import build, trace, trace_factory  # noqa: E402
+from hetcalc.real.load import build, trace_factory  # noqa: E402
+from hetcalc.real.trace import trace  # noqa: E402
 
 CLASSIFICATION = models.list_models(module=models)
 

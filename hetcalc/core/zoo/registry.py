@@ -59,5 +59,5 @@ def get_model(name: str, dataset: str | None = None):
     datasets = model_datasets(name)
     dataset = datasets[0] if dataset is None else dataset
     if dataset not in datasets:
-        raise InvalidInput("--dataset", f"{name} is defined for {' and '.join(datasets)}, not {dataset!r}")
+        raise InvalidInput("dataset", f"{name} is defined for {' and '.join(datasets)}, not {dataset!r}")
     return replace(_ENTRYPOINTS[name](dataset), name=name)

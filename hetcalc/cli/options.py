@@ -1,0 +1,261 @@
+"""The options the commands share: one flag per concept, one help text, one meaning everywhere.
+
+- ``--P`` (HetConv's part), ``--gwc G`` (GWC+PWC's groups), ``--dwc``, ``--impl`` (HetConv2d's
+  implementation: exact, fast, grouped_sum), ``--plan FILE`` (a per-layer plan), ``--se``;
+- ``NAME`` or ``--module PKG.MOD:FACTORY`` (with ``--input-size``, ``--arg``) wherever a model is taken;
+- ``--count-on meta|cpu``: where a model is built and traced to count it; ``--device`` is only ever
+  the device a timing runs on (``bench``, ``latency``);
+- ``--json`` on every command that prints a table, ``--csv FILE`` beside it.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ..core.errors import InvalidInput
+from . import needs_torch, working
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object on stdout instead of a table."
+)
+csv_option = click.option(
+    "--csv",
+    "csv_path",
+    default=None,
+    metavar="FILE",
+    help="Also write the table's rows to FILE (.csv; - for stdout instead of the table).",
+)
+strict_option = click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 1 when the count is partial (operators with no MAC formula ran) or holds for this input only "
+    "(data-dependent operators): the JSON's uncounted and data_dependent.",
+)
+
+
+def convention_option(default: str = "paper"):
+    return click.option(
+        "--convention",
+        type=click.Choice(["paper", "exact"]),
+        default=default,
+        show_default=True,
+        help="paper: MACs + bias adds, replaced layers scaled by their reduction (Table 1's rule); "
+        "exact: MACs only, params = every learnable parameter incl. BatchNorm.",
+    )
+
+
+def _stack(options):
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+P_option = click.option(
+    "--P",
+    "P",
+    default=None,
+    help="HetConv part P: a number, C for P = M in each layer (the paper's PC), or one P per replaced layer, "
+    "comma-separated.",
+)
+gwc_option = click.option(
+    "--gwc", "G", type=int, default=None, help="GWC+PWC: groupwise (G groups) M → M, then pointwise M → N."
+)
+dwc_option = click.option("--dwc", is_flag=True, help="DWC+PWC: depthwise, then pointwise.")
+impl_option = click.option(
+    "--impl",
+    type=click.Choice(["exact", "fast", "grouped_sum"]),
+    default="exact",
+    show_default=True,
+    help="HetConv2d's implementation, whose MACs are counted: exact (Eq. 4), fast or grouped_sum "
+    "(a grouped K×K conv plus a dense 1×1 kernel: 1/P + 1/K²).",
+)
+plan_option = click.option(
+    "--plan",
+    "plan_file",
+    default=None,
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="A per-layer plan (JSON, as 'hetcalc search --out' or 'model --json' write it) instead of --P, "
+    "--gwc or --dwc.",
+)
+
+variant_options = _stack(
+    [
+        click.option(
+            "--dataset",
+            default=None,
+            help="cifar10 or imagenet  [default: the model's own; see 'hetcalc zoo'].",
+        ),
+        P_option,
+        gwc_option,
+        dwc_option,
+        impl_option,
+        plan_option,
+        click.option(
+            "--se",
+            type=int,
+            default=None,
+            help="Add Squeeze-and-Excitation with reduction R after each replaced layer.",
+        ),
+        convention_option(),
+    ]
+)
+"""What a model is counted as: --dataset, --P, --gwc, --dwc, --impl, --plan, --se, --convention."""
+
+module_options = _stack(
+    [
+        click.option(
+            "--module",
+            default=None,
+            metavar="PKG.MOD:FACTORY",
+            help="Your own nn.Module instead of a zoo model: FACTORY() builds it (or path/to/file.py:FACTORY), "
+            "e.g. torchvision.models:resnet50 or timm:create_model --arg model_name=resnet50.",
+        ),
+        click.option(
+            "--input-size",
+            type=int,
+            nargs=3,
+            default=None,
+            metavar="C H W",
+            help="With --module: the input of one image, e.g. 3 224 224  [default: the model's own (timm's "
+            "pretrained_cfg, torchvision's weights), else required].",
+        ),
+        click.option(
+            "--arg",
+            "arguments",
+            multiple=True,
+            metavar="NAME=VALUE",
+            help="With --module: a keyword argument of FACTORY (repeatable); VALUE is read as a Python literal "
+            "(False, 10, (3, 224, 224)), otherwise as a string; never run as code.",
+        ),
+    ]
+)
+"""--module, --input-size and --arg: a user's nn.Module instead of a zoo model."""
+
+count_on_option = click.option(
+    "--count-on",
+    "count_on",
+    type=click.Choice(["meta", "cpu"]),
+    default="meta",
+    show_default=True,
+    help="With --module: build and trace the model on meta (no weights, no compute; where a model cannot run "
+    "there it is counted on the CPU, if it fits in memory, and the output says so) or on cpu (LHC masks' "
+    "kept taps).",
+)
+
+timing_options = _stack(
+    [
+        click.option("--batch", type=int, default=8, show_default=True, help="Batch size."),
+        click.option(
+            "--threads",
+            type=int,
+            default=None,
+            help="CPU threads (torch.set_num_threads)  [default: torch's].",
+        ),
+        click.option(
+            "--repeats", type=int, default=5, show_default=True, help="Interleaved timing rounds (at least)."
+        ),
+        click.option(
+            "--min-time",
+            "min_time",
+            type=float,
+            default=0.0,
+            show_default=True,
+            help="Keep timing for at least this many seconds.",
+        ),
+        click.option(
+            "--channels-last",
+            "channels_last",
+            is_flag=True,
+            help="Input and weights in channels-last (NHWC) memory, for every network alike.",
+        ),
+    ]
+)
+"""--batch, --threads, --repeats, --min-time, --channels-last: how a timing runs (bench, latency)."""
+
+
+def refuse_module_options(name: str, given) -> None:
+    """InvalidInput for the first (flag, value) of ``given`` set with zoo model ``name``: options of --module only."""
+    for option, value in given:
+        if value:
+            raise InvalidInput(option, f"applies to --module only; zoo model {name} has its own input")
+
+
+def chosen_variant(P, G, dwc, plan_file=None) -> str:
+    """The variant the options ask for; at most one of --P, --gwc, --dwc, --plan."""
+    given = [
+        flag
+        for flag, on in (
+            ("--P", P is not None),
+            ("--gwc", G is not None),
+            ("--dwc", dwc),
+            ("--plan", plan_file),
+        )
+        if on
+    ]
+    if len(given) > 1:
+        raise InvalidInput(given[1], f"give one of --P, --gwc, --dwc, --plan, not {' and '.join(given)}")
+    return {"--P": "hetconv", "--gwc": "gwc_pwc", "--dwc": "dwc_pwc", "--plan": "plan"}.get(
+        given[0] if given else None, "standard"
+    )
+
+
+def read_plan(plan_file):
+    """The plan in ``--plan FILE`` (None without one)."""
+    if plan_file is None:
+        return None
+    from ..core.plan import Plan
+
+    return Plan.read(plan_file)
+
+
+def traced(module, input_size, count_on, arguments=()):
+    """The ModelSpec of a user's model (``--module``): torch is imported here, only when asked for."""
+    needs_torch("--module")
+    from ..real.load import factory_arguments, load_factory, trace_factory
+
+    factory = load_factory(module)
+    with working(f"tracing {module}"):
+        return trace_factory(
+            factory, input_size or None, name=module, device=count_on, arguments=factory_arguments(arguments)
+        )
+
+
+def model_source(name, module, input_size, dataset, count_on="meta", arguments=()):
+    """What to count: zoo model NAME (returned as is) or ``--module`` (its traced ModelSpec), exactly one."""
+    if (name is None) == (module is None):
+        raise InvalidInput(
+            "MODEL",
+            "give a zoo model NAME or --module PKG.MOD:FACTORY (or path/to/file.py:FACTORY)"
+            + (", not both" if name else ""),
+        )
+    if name is not None:
+        refuse_module_options(
+            name, (("--input-size", input_size), ("--count-on", count_on != "meta"), ("--arg", arguments))
+        )
+        return name
+    if dataset is not None:
+        raise InvalidInput("--dataset", "applies to zoo models only, not to --module")
+    return traced(module, input_size, count_on, arguments)
+
+
+def analysed(source, dataset, P, G, dwc, impl, plan_file, se, convention):
+    """``hetcalc.core.analyze`` of ``source`` (a zoo name or a traced spec) as the variant options ask."""
+    from ..core.analyze import analyze
+
+    variant = chosen_variant(P, G, dwc, plan_file)
+    plan = read_plan(plan_file)
+    return analyze(
+        source,
+        dataset=dataset,
+        variant=None if plan else variant,
+        P=P,
+        G=G,
+        se=se,
+        impl=impl,
+        plan=plan,
+        convention=convention,
+    )
