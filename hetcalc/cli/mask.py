@@ -36,11 +36,13 @@ def mask(file, D, bias, csv_path, as_json):
     """
     if csv_path:
         check_csv_path(csv_path)
+    read_pt = None
     if str(file).endswith(".pt"):
         needs_torch("hetcalc mask FILE.pt")
+        from ..real.lhc import read_masks as read_pt
     from ..core.masks import load
 
-    rows = [layer.report(bias) for layer in load(file, D)]
+    rows = [layer.report(bias) for layer in load(file, D, read_pt)]
     totals = {
         key: sum(r[key] for r in rows)
         for key in ("flops", "params", "dense_flops", "dense_params", "kept_taps")

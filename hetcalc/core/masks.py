@@ -114,12 +114,11 @@ def as_mask(name: str, array) -> np.ndarray:
     return array
 
 
-def load(path: str | Path, D_out: int | None = None) -> list[MaskLayer]:
-    """Masks from a ``.npy`` (one N×M×K×K array) or ``.pt`` file (a tensor, or a dict of them).
+def load(path: str | Path, D_out: int | None = None, read_pt=None) -> list[MaskLayer]:
+    """Masks from a ``.npy`` file (one N×M×K×K array) or a ``.pt`` file read by ``read_pt``.
 
-    A ``.pt`` dict maps layer names to masks; a state dict's keys ending in ``mask`` are taken
-    when it also holds other tensors. Output sizes: an ``output_sizes`` entry {name: D_o} in the
-    file, else ``D_out`` for every layer.
+    ``read_pt(path)`` → (name → array, name → D_o): ``hetcalc.real.lhc.read_masks`` (torch reads
+    .pt files; this module imports none). Output sizes: the file's, else ``D_out`` for every layer.
     """
     path = Path(path)
     if not path.is_file():
@@ -130,44 +129,18 @@ def load(path: str | Path, D_out: int | None = None) -> list[MaskLayer]:
         except (ValueError, OSError) as error:
             raise InvalidInput("FILE", f"{path} is not a readable .npy array ({error})") from None
         sizes = {}
-    elif path.suffix == ".pt":
-        raw, sizes = _load_pt(path)
+    elif path.suffix == ".pt" and read_pt is not None:
+        raw, sizes = read_pt(path)
     else:
         raise InvalidInput("FILE", f"{path.name}: expected a .npy or .pt file")
     if D_out is not None:
-        D_out = positive_int("--D", D_out)
+        D_out = positive_int("D", D_out)
     layers = []
     for name, array in raw.items():
         size = sizes.get(name, D_out)
         if size is None:
             raise InvalidInput(
-                "--D", f"no output size for mask {name!r}: pass --D or store output_sizes in the file"
+                "D", f"no output size for mask {name!r}: pass --D or store output_sizes in the file"
             )
-        layers.append(MaskLayer(name, as_mask(name, array), positive_int("--D", int(size))))
+        layers.append(MaskLayer(name, as_mask(name, array), positive_int("D", int(size))))
     return layers
-
-
-def _load_pt(path: Path) -> tuple[dict, dict]:
-    import torch
-
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many kinds for a bad file
-        raise InvalidInput("FILE", f"{path} is not a readable .pt file ({type(error).__name__})") from None
-    if isinstance(data, torch.Tensor):
-        return {path.stem: data.numpy()}, {}
-    if not isinstance(data, dict):
-        raise InvalidInput(
-            "FILE", f"{path} holds a {type(data).__name__}; expected a tensor or a dict of masks"
-        )
-    sizes = data.get("output_sizes", {})
-    if not isinstance(sizes, dict):
-        raise InvalidInput("FILE", f"{path}: output_sizes must map layer names to D_o")
-    tensors = {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
-    masks = {k: v for k, v in tensors.items() if k.endswith("mask")}
-    if not masks and tensors and all(v.dtype == torch.bool for v in tensors.values()):
-        masks = tensors
-    if not masks:
-        raise InvalidInput("FILE", f"{path} holds no masks (no boolean tensors, no keys ending in 'mask')")
-    strip = lambda key: key.removesuffix(".mask")  # noqa: E731 - "layer1.mask" names layer "layer1"
-    return {strip(k): v.detach().numpy() for k, v in masks.items()}, {strip(k): v for k, v in sizes.items()}

@@ -7,11 +7,14 @@ kept taps, ``cost.masked``. :meth:`MaskedConv2d.costs` reports both, named.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..core import cost
+from ..core.errors import InvalidInput
 from ..core.spec import ConvSpec
 
 
@@ -72,3 +75,32 @@ class MaskedConv2d(nn.Conv2d):
 def export_masks(model: nn.Module) -> dict[str, torch.Tensor]:
     """{layer name: bool mask} of every MaskedConv2d, ready for ``torch.save`` and ``hetcalc mask``."""
     return {name: m.binary_mask().clone() for name, m in model.named_modules() if isinstance(m, MaskedConv2d)}
+
+
+def read_masks(path: Path) -> tuple[dict, dict]:
+    """The masks of a ``.pt`` file (a tensor, or a dict of them) as arrays by layer name, and its output sizes.
+
+    A dict maps layer names to masks; a state dict's keys ending in ``mask`` are taken when it also
+    holds other tensors; an ``output_sizes`` entry maps names to D_o. For ``hetcalc.core.masks.load``.
+    """
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many kinds for a bad file
+        raise InvalidInput("FILE", f"{path} is not a readable .pt file ({type(error).__name__})") from None
+    if isinstance(data, torch.Tensor):
+        return {path.stem: data.numpy()}, {}
+    if not isinstance(data, dict):
+        raise InvalidInput(
+            "FILE", f"{path} holds a {type(data).__name__}; expected a tensor or a dict of masks"
+        )
+    sizes = data.get("output_sizes", {})
+    if not isinstance(sizes, dict):
+        raise InvalidInput("FILE", f"{path}: output_sizes must map layer names to D_o")
+    tensors = {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
+    masks = {k: v for k, v in tensors.items() if k.endswith("mask")}
+    if not masks and tensors and all(v.dtype == torch.bool for v in tensors.values()):
+        masks = tensors
+    if not masks:
+        raise InvalidInput("FILE", f"{path} holds no masks (no boolean tensors, no keys ending in 'mask')")
+    strip = lambda key: key.removesuffix(".mask")  # noqa: E731 - "layer1.mask" names layer "layer1"
+    return {strip(k): v.detach().numpy() for k, v in masks.items()}, {strip(k): v for k, v in sizes.items()}
