@@ -273,6 +273,30 @@ def broken():
 def not_a_model():
     return [1, 2]
 
+class Distances(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        t = self.conv(x).flatten(2)
+        return torch.cdist(t, t)  # no MAC formula: a partial count
+
+def distances():
+    return Distances()
+
+class Picky(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y[torch.nonzero(y > -1, as_tuple=True)]  # data-dependent: meta has no nonzero
+
+def picky():
+    return Picky()
+
 def masked():
     from hetcalc.real.lhc import MaskedConv2d
     mask = torch.zeros(8, 8, 3, 3, dtype=torch.bool)
@@ -532,3 +556,35 @@ class _Unmeta(nn.Module):
 
     def forward(self, x):
         return self.inner(x.flatten(1)[:, :64])[torch.nonzero(x.flatten()[:1] == 0)]
+
+
+def test_partial_and_input_dependent_counts_are_data_and_strict_exits_1(net_file):
+    args = ["--input-size", "3", "6", "6", "--convention", "exact", "--json"]
+    partial = run("--module", f"{net_file}:distances", *args)
+    assert partial.exit_code == 0, partial.output
+    report = json.loads(partial.stdout)
+    assert report["uncounted"] == {"aten._cdist_forward.default": 1} and report["partial"] is True
+    assert report["data_dependent"] == {} and report["flops"] == 36 * 4 * 27
+    assert any(note.startswith("Warning: operators with no MAC formula") for note in report["notes"])
+    strict = run("--module", f"{net_file}:distances", *args, "--strict")
+    assert strict.exit_code == 1 and json.loads(strict.stdout) == report
+    dependent = json.loads(run("--module", f"{net_file}:picky", *args).stdout)
+    assert dependent["data_dependent"] == {"aten.nonzero.default": 1} and dependent["uncounted"] == {}
+    assert (dependent["counted_on"], dependent["partial"]) == ("cpu", False)
+    assert dependent["fallback"].startswith("NotImplementedError")
+    assert run("--module", f"{net_file}:picky", *args, "--strict").exit_code == 1
+    assert run("--module", f"{net_file}:make_net", *args, "--strict").exit_code == 0
+
+
+def test_a_wrong_input_size_is_the_users_error_at_once(monkeypatch):
+    """No CPU rebuild for an error that is not meta's: the model is built once, on meta."""
+    from hetcalc.real import load
+
+    builds = []
+    real_build = load.build
+    monkeypatch.setattr(
+        load, "build", lambda *args, **options: builds.append(args[1]) or real_build(*args, **options)
+    )
+    with pytest.raises(InvalidInput, match=r"fails on a 1×4×8×8 input, in 0 \(Conv2d on a 1×4×8×8 input\)"):
+        load.trace_factory(lambda: nn.Sequential(nn.Conv2d(3, 8, 3)), (4, 8, 8))
+    assert builds == ["meta"]
