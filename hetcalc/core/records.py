@@ -52,6 +52,7 @@ class Conv:
     impl: str | None = None
     params: int | None = None
     call: int = 1
+    W_in: int | None = None  # input width where it differs from D_in (a non-square input)
 
     @property
     def M(self) -> int:

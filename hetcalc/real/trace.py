@@ -186,6 +186,8 @@ def _layers(model: nn.Module, calls, counter: MacCounter) -> tuple[list, list[st
         call, qualified = seen[id(module)], names.get(id(module), "")
         name = (qualified or type(module).__name__) + (f"#{call}" if call > 1 else "")
         record = replace(_record(module, name, x_shape, y_shape), call=call)
+        if isinstance(record, Conv) and x_shape[-1] != x_shape[-2]:
+            record = replace(record, W_in=x_shape[-1])
         if call == 1:
             tensors = [p for p in module.parameters() if id(p) not in held]
             held.update(id(p) for p in tensors)

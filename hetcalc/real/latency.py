@@ -1,0 +1,478 @@
+"""Predicted time of a network on this machine, from a table of its layers' measured times (torch).
+
+>>> table = Table.load()                                   # ~/.cache/hetcalc, this machine and torch
+>>> model, size, name = load_model("vgg16")
+>>> prediction = predict(model, size, name, plan, Conditions(batch=32, fold=True, channels_last=True), table)
+
+A network's time is predicted as the sum of its parts, as hardware-aware NAS does with latency
+lookup tables (FBNet, ProxylessNAS): each convolution a plan may replace is a ``Setting`` (what it is
+built as: kind, implementation, P or G; its shape: M, N, K, stride, input size; the ``Conditions``
+it runs in: batch, threads, channels-last, folded or not), timed once in the form the network runs
+it (``hetcalc.real.fold.inference`` with ``fold``: BatchNorm folded into it, HetConv fused) and kept
+in the table; everything else (the first convolution, 1×1 and fixed layers, pooling, activations,
+the classifier) is the network's *outside* time, measured once per model and conditions as the
+standard network's time less its clocked replaceable layers. Timing is ``hetcalc.real.timing``'s:
+each shape's settings run in the same interleaved rounds as the standard convolution of that shape,
+after a warm-up; an entry keeps its median and its spread (median absolute deviation).
+
+Interactions: a folded ``fast`` HetConv skips the copy into residue order when the layer before it
+hands its output over in residue order, and the copy back when the layer after it takes it so
+(``hetcalc.real.fold``): its ``Setting`` carries ``gather``/``scatter``, read from the folded
+network the plan builds. Every other choice is independent of its neighbours.
+
+The table is a JSON file per machine (CPU model, cores) and torch version, in ``cache_dir()``
+(``$HETCALC_CACHE`` or ``~/.cache/hetcalc``); a file that does not parse, is of another format, or
+was written for another machine or torch is set aside and rebuilt, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import statistics
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..core import conventions
+from ..core.errors import InvalidInput, positive_int
+from ..core.plan import Plan, apply, derive, module_name
+from ..core.records import Conv, ModelSpec
+from .conversion import convert
+from .layers import build_layer
+from .timing import clocked, machine, median, time_layers, using_threads
+
+FORMAT = "hetcalc-latency"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """What a timing runs under: batch size, CPU threads, channels-last memory, BatchNorm folded and HetConv fused."""
+
+    batch: int = 8
+    threads: int = 0  # 0: torch's default, resolved by ``resolved``
+    channels_last: bool = False
+    fold: bool = False
+
+    def resolved(self) -> Conditions:
+        batch = positive_int("batch", self.batch)
+        return replace(
+            self, batch=batch, threads=positive_int("threads", self.threads or torch.get_num_threads())
+        )
+
+    def key(self) -> str:
+        return f"b{self.batch}-t{self.threads}-{'nhwc' if self.channels_last else 'nchw'}-{'fold' if self.fold else 'plain'}"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One convolution as it is timed: built as ``kind`` (``impl``, P or G = ``value``) for a shape."""
+
+    kind: str
+    impl: str | None
+    value: int | None
+    M: int
+    N: int
+    K: int
+    stride: int
+    padding: int | str
+    bias: bool
+    H: int  # input height and width
+    W: int
+    gather: bool = True  # folded fast HetConv only: copies its input into residue order
+    scatter: bool = True  # … and its output back to filter order
+
+    def shape(self) -> tuple:
+        return (self.M, self.N, self.K, self.stride, self.padding, self.bias, self.H, self.W)
+
+    def key(self, conditions: Conditions) -> str:
+        flags = f"-g{int(self.gather)}s{int(self.scatter)}" if self.impl == "fast" and conditions.fold else ""
+        what = self.kind + (f"-{self.impl}" if self.impl else "") + (f"-{self.value}" if self.value else "")
+        shape = "x".join(map(str, self.shape()))
+        return f"{what}{flags}@{shape}/{conditions.key()}"
+
+    def standard(self) -> Setting:
+        return replace(self, kind="standard", impl=None, value=None)
+
+
+def cache_dir() -> Path:
+    """Where tables live: ``$HETCALC_CACHE``, else ``~/.cache/hetcalc``."""
+    return Path(os.environ.get("HETCALC_CACHE") or Path.home() / ".cache" / "hetcalc")
+
+
+def _machine_key() -> dict:
+    found = machine()
+    return {"cpu": found["cpu"], "cores": found["cores"], "torch": found["torch"], "cuda": found["cuda"]}
+
+
+@dataclass
+class Table:
+    """Measured times by setting key (``{"ms", "spread", "rounds"}``), for one machine and torch version."""
+
+    path: Path
+    machine: dict
+    entries: dict
+    rebuilt: str = ""  # why an existing file was not trusted ("" if none was, or it was)
+
+    @classmethod
+    def load(cls, folder: Path | str | None = None) -> Table:
+        """This machine's table from ``folder`` (default ``cache_dir()``); empty, with the reason, where the
+        file does not parse or was written for another format, machine or torch."""
+        here = _machine_key()
+        digest = hashlib.sha256(json.dumps(here, sort_keys=True).encode()).hexdigest()[:16]
+        path = Path(folder or cache_dir()) / f"latency-{digest}.json"
+        table, why = cls(path, here, {}), ""
+        if path.exists():
+            try:
+                data = json.loads(path.read_text())
+                if not isinstance(data, dict) or (data.get("format"), data.get("version")) != (
+                    FORMAT,
+                    VERSION,
+                ):
+                    why = "another format"
+                elif data.get("machine") != here:
+                    why = "another machine or torch version"
+                elif not isinstance(data.get("entries"), dict) or not all(
+                    isinstance(v, dict) and isinstance(v.get("ms"), (int, float))
+                    for v in data["entries"].values()
+                ):
+                    why = "malformed entries"
+                else:
+                    table.entries = data["entries"]
+            except (OSError, ValueError) as error:
+                why = f"unreadable ({type(error).__name__})"
+        table.rebuilt = f"{path} was {why}: rebuilt" if why else ""
+        return table
+
+    def save(self) -> None:
+        """Write the table whole (a temporary file, then renamed), or not at all."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".part")
+        partial.write_text(
+            json.dumps(
+                {"format": FORMAT, "version": VERSION, "machine": self.machine, "entries": self.entries}
+            )
+        )
+        os.replace(partial, self.path)
+
+    def get(self, key: str) -> dict | None:
+        return self.entries.get(key)
+
+
+def _built(setting: Setting, conditions: Conditions) -> nn.Module:
+    """The layer of ``setting`` as a network runs it under ``conditions`` (folded with a BatchNorm, fused)."""
+    layer = build_layer(
+        setting.kind,
+        setting.M,
+        setting.N,
+        setting.K,
+        setting.value,
+        stride=setting.stride,
+        padding=setting.padding,
+        bias=setting.bias,
+        impl=setting.impl or "exact",
+    )
+    if not conditions.fold:
+        return layer.eval().to(
+            memory_format=torch.channels_last if conditions.channels_last else torch.contiguous_format
+        )
+    from .fold import FusedHetConv, inference
+
+    folded = inference(
+        nn.Sequential(layer, nn.BatchNorm2d(setting.N)), channels_last=conditions.channels_last
+    )
+    if isinstance(folded[0], FusedHetConv) and setting.impl == "fast":
+        folded[0].gather, folded[0].scatter = setting.gather, setting.scatter
+    return folded
+
+
+def _spread(samples: list[float]) -> float:
+    """The median absolute deviation of ``samples``."""
+    middle = statistics.median(samples)
+    return statistics.median(abs(s - middle) for s in samples)
+
+
+def _standard_scale(entry: dict | None, reference: list[float]) -> float:
+    """The milliseconds one unit of the standard convolution's time stands for: its stored time, else this run's."""
+    return entry["ms"] if entry is not None else median(reference) * 1e3
+
+
+def fill(
+    table: Table,
+    settings: Iterable[Setting],
+    conditions: Conditions,
+    repeats: int = 5,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> int:
+    """Time every setting the table lacks; returns how many entries were timed. The table is saved after each shape.
+
+    Each shape's settings run in one interleaved run with that shape's standard convolution, and are
+    kept as their paired ratio to it times the standard's stored time: entries timed at different
+    moments stay on one scale, and machine noise between runs cancels in the ratio.
+    """
+    conditions = conditions.resolved()
+    missing: dict[tuple, dict[str, Setting]] = {}
+    for setting in settings:
+        if table.get(setting.key(conditions)) is None:
+            missing.setdefault(setting.shape(), {})[setting.key(conditions)] = setting
+    timed = 0
+    groups = list(missing.values())
+    with using_threads(conditions.threads), torch.inference_mode():
+        for group in progress(groups) if progress else groups:
+            first = next(iter(group.values()))
+            runs = {first.standard().key(conditions): first.standard(), **group}
+            torch.manual_seed(0)
+            modules = {key: _built(s, conditions) for key, s in runs.items()}
+            layout = torch.channels_last if conditions.channels_last else torch.contiguous_format
+            x = torch.randn(conditions.batch, first.M, first.H, first.W).contiguous(memory_format=layout)
+            samples = time_layers(modules, x, "cpu", repeats, 0.0)
+            reference = next(iter(samples.values()))
+            scale = _standard_scale(table.get(next(iter(runs))), reference)
+            for key, values in samples.items():
+                if key in table.entries and key not in group:
+                    continue  # the standard of this shape keeps the time its entries are scaled to
+                paired = [v / r * scale for v, r in zip(values, reference)]  # ms, in the standard's scale
+                if values is reference:  # the standard itself: its own time and spread
+                    paired = [v * 1e3 for v in values]
+                table.entries[key] = {"ms": median(paired), "spread": _spread(paired), "rounds": len(values)}
+            timed += len(group)
+            table.save()
+    return timed
+
+
+# From a model and a plan to settings.
+
+
+def _padding(layer: Conv):
+    """The padding that gives ``layer`` its output size ("same" where stride 1 keeps the size)."""
+    if layer.spec.stride == 1 and layer.spec.H == layer.D_in and layer.spec.W == (layer.W_in or layer.D_in):
+        return "same" if layer.K % 2 == 0 else layer.K // 2
+    return max(0, math.ceil(((layer.spec.H - 1) * layer.spec.stride + layer.K - layer.D_in) / 2))
+
+
+def priced(spec: ModelSpec) -> list[Conv]:
+    """The convolution calls the table prices: of every module a plan may replace (K > 1, nothing fixed),
+    the first convolution included, each call of a shared one."""
+    return [layer for layer in spec.layers if isinstance(layer, Conv) and layer.K > 1 and not layer.fixed]
+
+
+def setting_of(layer: Conv, decision, flags=(True, True)) -> Setting:
+    """The setting of a priced convolution as ``decision`` (a plan's) builds it; ``flags``: (gather, scatter)."""
+    kind = decision.kind if decision is not None and decision.replaced else "standard"
+    impl = decision.impl if kind == "hetconv" else None
+    value = decision.setting if kind != "standard" else None
+    return Setting(
+        kind,
+        impl,
+        value,
+        layer.M,
+        layer.N,
+        layer.K,
+        layer.spec.stride,
+        _padding(layer),
+        layer.spec.bias,
+        layer.D_in,
+        layer.W_in or layer.D_in,
+        *flags,
+    )
+
+
+def residue_flags(model: nn.Module, plan: Plan, conditions: Conditions) -> dict[str, tuple[bool, bool]]:
+    """(gather, scatter) of each folded fast HetConv the plan builds, as ``hetcalc.real.fold`` arranges them."""
+    if not conditions.fold or not any(d.impl == "fast" for d in plan.replaced()):
+        return {}
+    from .fold import FusedHetConv, inference
+
+    folded = inference(convert(model, plan), channels_last=conditions.channels_last)
+    return {
+        name: (module.gather, module.scatter)
+        for name, module in folded.named_modules()
+        if isinstance(module, FusedHetConv) and module.impl == "fast"
+    }
+
+
+def outside_key(spec: ModelSpec, conditions: Conditions) -> str:
+    """The table key of a model's outside time: its name, a digest of its records, the conditions."""
+    digest = hashlib.sha256(repr(spec.layers).encode()).hexdigest()[:16]
+    return f"outside:{spec.name}:{digest}/{conditions.key()}"
+
+
+def measure_outside(
+    model: nn.Module, spec: ModelSpec, conditions: Conditions, table: Table, rounds: int = 5
+) -> dict:
+    """The standard network's time less its priced convolutions' (clocked in it), once per model and conditions."""
+    conditions = conditions.resolved()
+    key = outside_key(spec, conditions)
+    if table.get(key) is None:
+        from .bench_model import prepare
+
+        network = prepare(model, conditions.fold, conditions.channels_last)
+        layout = torch.channels_last if conditions.channels_last else torch.contiguous_format
+        x = torch.randn(conditions.batch, *spec.input).contiguous(memory_format=layout)
+        names = list(dict.fromkeys(module_name(layer) for layer in priced(spec)))
+        with using_threads(conditions.threads), torch.inference_mode():
+            network(x)  # warm-up
+            totals, layers = clocked({"standard": network}, x, rounds, {"standard": names})["standard"]
+        outside = [t - sum(layers[n][i] for n in layers) for i, t in enumerate(totals)]
+        table.entries[key] = {
+            "ms": median(outside) * 1e3,
+            "spread": _spread(outside) * 1e3,
+            "rounds": rounds,
+            "network_ms": median(totals) * 1e3,
+        }
+        table.save()
+    return table.entries[key]
+
+
+@dataclass
+class Prediction:
+    """A plan's predicted time: per priced layer, the outside time, totals; and the standard network's."""
+
+    model: str
+    conditions: Conditions
+    layers: list[dict]
+    outside_ms: float
+    outside_spread: float
+    predicted_ms: float
+    standard_ms: float
+    flops: int
+    standard_flops: int
+    params: int
+    spread_ms: float
+
+    @property
+    def predicted_speedup(self) -> float:
+        return self.standard_ms / self.predicted_ms
+
+    @property
+    def flops_speedup(self) -> float:
+        return self.standard_flops / self.flops
+
+
+def settings_for(spec: ModelSpec, plan: Plan, flags: dict | None = None) -> list[Setting]:
+    """The settings of every priced convolution under ``plan``, and of each one's standard convolution."""
+    found = []
+    for layer in priced(spec):
+        name = module_name(layer)
+        setting = setting_of(layer, plan.get(name), (flags or {}).get(name, (True, True)))
+        found += [setting, setting.standard()]
+    return found
+
+
+def estimate(
+    spec: ModelSpec, plan: Plan, conditions: Conditions, table: Table, outside: dict, flags=None
+) -> Prediction:
+    """The prediction of ``plan`` from a filled table (every setting of ``settings_for`` in it)."""
+    conditions = conditions.resolved()
+    built = {r.name: r for r in apply(spec, plan).layers if isinstance(r, Conv)}
+    rows, total, standard, spreads = [], outside["ms"], outside["ms"], [outside["spread"]]
+    for layer in priced(spec):
+        name = module_name(layer)
+        setting = setting_of(layer, plan.get(name), (flags or {}).get(name, (True, True)))
+        entry, base = table.get(setting.key(conditions)), table.get(setting.standard().key(conditions))
+        if entry is None or base is None:
+            raise InvalidInput(
+                "plan", f"{layer.name}: no time for {setting.key(conditions)} (fill the table first)"
+            )
+        record = built[layer.name]
+        rows.append(
+            {
+                "name": layer.name,
+                "kind": setting.kind,
+                "impl": setting.impl,
+                "P": record.P,
+                "G": record.G,
+                "flops": conventions.measure(record, "exact")[0],
+                "ms": entry["ms"],
+                "spread": entry["spread"],
+                "standard_ms": base["ms"],
+            }
+        )
+        total, standard = total + entry["ms"], standard + base["ms"]
+        spreads.append(entry["spread"])
+    counted = conventions_totals(spec, plan)
+    return Prediction(
+        spec.name,
+        conditions,
+        rows,
+        outside["ms"],
+        outside["spread"],
+        total,
+        standard,
+        counted[0],
+        counted[1],
+        counted[2],
+        math.sqrt(sum(s * s for s in spreads)),
+    )
+
+
+def conventions_totals(spec: ModelSpec, plan: Plan) -> tuple[int, int, int]:
+    """(MACs of the plan's network, MACs of the standard network, parameters of the plan's): exact convention."""
+    from ..core.analyze import analyze
+
+    report = analyze(spec, plan=plan, convention="exact")
+    return report.flops, report.baseline_flops, report.params
+
+
+def predict(
+    model: nn.Module,
+    spec: ModelSpec,
+    plan: Plan,
+    conditions: Conditions,
+    table: Table,
+    *,
+    repeats: int = 5,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> Prediction:
+    """Fill what ``plan`` needs into ``table`` (its layers' settings, the model's outside time), then estimate."""
+    conditions = conditions.resolved()
+    flags = residue_flags(model, plan, conditions)
+    fill(table, settings_for(spec, plan, flags), conditions, repeats, progress)
+    outside = measure_outside(model, spec, conditions, table, repeats)
+    return estimate(spec, plan, conditions, table, outside, flags)
+
+
+def to_dict(prediction: Prediction) -> dict:
+    """The JSON of ``hetcalc latency``: totals, per-layer rows, and what the prediction holds for."""
+    mach = machine()
+    c = prediction.conditions
+    return {
+        "model": prediction.model,
+        "batch": c.batch,
+        "threads": c.threads,
+        "channels_last": c.channels_last,
+        "fold": c.fold,
+        "prediction": (
+            f"predicted, this machine ({mach['cpu']}, {mach['cores']} cores, {c.threads} threads, "
+            f"torch {mach['torch']})"
+        ),
+        "machine": mach,
+        "predicted_ms": prediction.predicted_ms,
+        "spread_ms": prediction.spread_ms,
+        "standard_ms": prediction.standard_ms,
+        "predicted_speedup": prediction.predicted_speedup,
+        "flops": prediction.flops,
+        "standard_flops": prediction.standard_flops,
+        "flops_speedup": prediction.flops_speedup,
+        "params": prediction.params,
+        "outside_ms": prediction.outside_ms,
+        "layers": prediction.layers,
+        "conditions": asdict(c),
+    }
+
+
+def uniform(spec: ModelSpec, variant: str, value=None, impl: str = "exact") -> Plan:
+    """The uniform plan of a variant (every layer it fits), as the search compares against."""
+    return derive(
+        spec,
+        variant,
+        value if variant == "hetconv" else None,
+        value if variant == "gwc_pwc" else None,
+        impl=impl,
+    )
