@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import operator
 
 import pytest
 import torch
@@ -14,7 +15,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 from hetcalc.real import counter as C
-from hetcalc.real.counter import FORMULAS, MacCounter, formula, is_free
+from hetcalc.real.counter import FORMULAS, MacCounter, MetaCache, formula, is_free
+
+aten = torch.ops.aten
 
 DEVICES = ["meta", "cpu"]
 
@@ -400,6 +403,75 @@ def test_random_linears_match_the_closed_form_and_fvcore(batch, n_in, n_out, bia
     linear, x = nn.Linear(n_in, n_out, bias=bias), torch.zeros(*batch, n_in)
     expected = math.prod(batch) * n_in * n_out
     assert module_macs(linear, x).total == expected == fvcore_total(linear, x)
+
+
+# The meta cache: a free operator's output metadata, computed once per signature.
+
+
+def test_the_meta_cache_reuses_a_signature_and_keys_scalars_by_type():
+    cache, x = MetaCache(), torch.zeros(2, 3, dtype=torch.int64, device="meta")
+    first, again = cache(aten.mul.Tensor, (x, 2), {}), cache(aten.mul.Tensor, (x, 2), {})
+    assert len(cache) == 1 and again is not first and again.dtype == torch.int64
+    assert cache(aten.mul.Tensor, (x, 2.0), {}).dtype == torch.float32  # 2.0 == 2, but it promotes
+    assert cache(aten.mul.Tensor, (x, True), {}).dtype == torch.int64
+    assert len(cache) == 3
+    cache(aten.view.default, (x, [6]), {})  # views and in-place operators run every time
+    cache(aten.mul_.Tensor, (x, 2), {})
+    assert len(cache) == 3
+
+
+def test_python_scalars_of_equal_value_promote_apart_under_the_counter():
+    with MacCounter():
+        ints = torch.arange(4, device="meta")
+        flags = torch.zeros(4, dtype=torch.bool, device="meta")
+        seen = [(ints * 2).dtype, (ints * 2.0).dtype, (flags + True).dtype, (flags + 1).dtype]
+    assert seen == [torch.int64, torch.float32, torch.bool, torch.int64]  # as eager
+
+
+BASES = {
+    "int64": lambda: torch.arange(6, device="meta").view(2, 3),
+    "float32": lambda: torch.zeros(2, 3, device="meta"),
+    "bool": lambda: torch.zeros(2, 3, dtype=torch.bool, device="meta"),
+    "float16, transposed": lambda: torch.zeros(3, 2, dtype=torch.float16, device="meta").t(),
+}
+SCALAR_OPS = {
+    "add": operator.add,
+    "sub": operator.sub,
+    "mul": operator.mul,
+    "truediv": operator.truediv,
+    "pow": operator.pow,
+    "remainder": operator.mod,
+    "eq": operator.eq,
+    "clamp": lambda x, s: torch.clamp(x, min=s),
+    "where": lambda x, s: torch.where(x > 0, x, s),
+}
+
+
+def run_steps(steps):
+    """Each step's result as (dtype, shape, strides); a step reads a base tensor or the previous result."""
+    previous, seen = BASES["float32"](), []
+    for source, op, scalar in steps:
+        previous = SCALAR_OPS[op](previous if source == "previous" else BASES[source](), scalar)
+        seen.append((previous.dtype, tuple(previous.shape), previous.stride()))
+    return seen
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([*BASES, "previous"]),
+            st.sampled_from(list(SCALAR_OPS)),
+            st.sampled_from([0, 1, 2, 0.0, 1.0, 2.0, 0.5, False, True]),  # equal values of other types
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_cached_meta_outputs_equal_eager_ones(steps):
+    with MacCounter():
+        cached = run_steps(steps)
+    assert cached == run_steps(steps)
 
 
 # Module attribution.

@@ -329,30 +329,72 @@ def _shape(value):
     return value
 
 
-def _signature(value):
-    """A hashable description of an argument: a tensor's shape, strides and dtype; containers element-wise."""
+def _key(value):
+    """A hashable description of an argument: a tensor's shape, strides and dtype, else its type and value.
+
+    The type matters: ``x * 2``, ``x * 2.0`` and ``x * True`` promote to different dtypes.
+    """
     if isinstance(value, torch.Tensor):
-        return ("tensor", tuple(value.shape), value.stride(), value.dtype)
+        return (torch.Tensor, tuple(value.shape), value.stride(), value.dtype)
     if isinstance(value, (list, tuple)):
-        return tuple(map(_signature, value))
-    return value
+        return (type(value), tuple(map(_key, value)))
+    return (type(value), value)
 
 
 def _layout(out):
-    """The metadata of an operator's output (tensors as shape, strides, dtype), or None if it is not tensors."""
+    """The metadata of an operator's output (tensors: shape, strides, dtype), or None if it is not tensors."""
     if isinstance(out, torch.Tensor):
         return (tuple(out.shape), out.stride(), out.dtype)
-    if isinstance(out, (list, tuple)) and all(isinstance(o, torch.Tensor) for o in out):
-        return [_layout(o) for o in out]
-    raise TypeError("not a tensor output")
+    if isinstance(out, (list, tuple)) and out and all(isinstance(o, torch.Tensor) for o in out):
+        return (type(out), [_layout(o) for o in out])
+    return None
 
 
 def _rebuild(layout):
-    """Fresh meta tensors with the metadata of ``_layout``."""
-    if isinstance(layout, list):
-        return tuple(_rebuild(item) for item in layout)
+    """Fresh meta tensors with the metadata of ``_layout``, in a container of the same type."""
+    if isinstance(layout[1], list):
+        container, items = layout
+        return container([_rebuild(item) for item in items])
     shape, stride, dtype = layout
     return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+
+
+class MetaCache:
+    """Outputs of operators on meta tensors, computed once per signature and rebuilt after.
+
+    Some meta kernels are Python (``native_batch_norm``, pointwise ops: milliseconds a call); a
+    deep network repeats the same few signatures, so only the first call of each runs the kernel.
+    A signature is the operator and ``_key`` of every argument. In-place and view operators, and
+    calls with a tensor off the meta device, always run (their outputs alias or hold data).
+    """
+
+    def __init__(self):
+        self._outputs: dict = {}
+
+    def __len__(self) -> int:
+        """The number of signatures stored."""
+        return len(self._outputs)
+
+    def __call__(self, func, args, kwargs):
+        """``func(*args, **kwargs)``, or fresh meta tensors like the first output of its signature."""
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        if (
+            not tensors
+            or func.is_view
+            or func._schema.is_mutable
+            or not all(t.is_meta and t.layout == torch.strided for t in tensors)
+        ):
+            return func(*args, **kwargs)
+        try:
+            key = (func, _key(args), _key(tuple(kwargs.items())))
+            layout = self._outputs.get(key, ...)
+        except TypeError:  # an unhashable argument: run it every time
+            return func(*args, **kwargs)
+        if layout is ...:
+            out = func(*args, **kwargs)
+            self._outputs[key] = _layout(out)  # None (a scalar, no tensor): run it every time
+            return out
+        return func(*args, **kwargs) if layout is None else _rebuild(layout)
 
 
 _FORMULA, _DECOMPOSE, _DATA, _FREE, _UNKNOWN = range(5)
@@ -393,7 +435,7 @@ class MacCounter(TorchDispatchMode):
         self._rules: dict[object, int] = {}
         self._params = {id(p) for p in model.parameters()} if model is not None else set()
         self.used_params: set[int] = set()  # ids of the model's parameters that some operator read
-        self._meta_outputs: dict = {}
+        self._meta = MetaCache()
 
     def subtree_macs(self) -> dict[str, int]:
         """MACs of every module and everything below it, in one pass (each module's ancestors once)."""
@@ -468,31 +510,6 @@ class MacCounter(TorchDispatchMode):
             elif id(value) in self._params:
                 self.used_params.add(id(value))
 
-    def _free_on_meta(self, func, args, kwargs):
-        """A free operator on meta tensors: its outputs' metadata, computed once per signature and reused.
-
-        Some meta kernels are Python (``native_batch_norm``, pointwise ops: milliseconds a call);
-        a deep network repeats the same few signatures, so only the first call of each runs the
-        kernel. In-place and view operators always run (their outputs alias their inputs).
-        """
-        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
-        if not tensors or func.is_view or func._schema.is_mutable or not all(t.is_meta for t in tensors):
-            return func(*args, **kwargs)
-        try:
-            key = (func, tuple(map(_signature, args)), tuple((k, _signature(v)) for k, v in kwargs.items()))
-            hash(key)
-        except TypeError:
-            return func(*args, **kwargs)
-        if key not in self._meta_outputs:
-            out = func(*args, **kwargs)
-            try:
-                self._meta_outputs[key] = _layout(out)
-            except TypeError:  # not tensors (a scalar, None): run it every time
-                self._meta_outputs[key] = None
-            return out
-        layout = self._meta_outputs[key]
-        return func(*args, **kwargs) if layout is None else _rebuild(layout)
-
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if self._params:
@@ -510,7 +527,7 @@ class MacCounter(TorchDispatchMode):
                 _DATA if is_data_dependent(func) else _FREE if is_free(func) else _UNKNOWN
             )
         if rule == _FREE:
-            return self._free_on_meta(func, args, kwargs)
+            return self._meta(func, args, kwargs)
         if rule == _DATA:
             if _depends_on_data(func, args):
                 self.data_dependent[str(func)] = self.data_dependent.get(str(func), 0) + 1
