@@ -155,8 +155,12 @@ def test_functional_matmuls_are_in_the_total_and_other_parameters_counted():
     spec = trace_factory(Attention, (3, 16, 16))
     report = exact(spec)
     ops = [r for r in report.layers if r["kind"] == "ops"]  # q·kᵀ and attention·v: 2 · 16·16·16 MACs
-    assert [(r["name"], r["flops_after"], r["note"]) for r in ops] == [("Attention", 8192, "bmm 8,192")]
-    assert report.flops_by_op == {"convolution": 16 * 16 * 3 * 16, "linear": 16 * 16 * 48 + 160, "bmm": 8192}
+    assert [(r["name"], r["flops_after"], r["note"]) for r in ops] == [("Attention", 8192, "matmul 8,192")]
+    assert report.flops_by_op == {
+        "convolution": 16 * 16 * 3 * 16,
+        "linear": 16 * 16 * 48 + 160,
+        "matmul": 8192,
+    }
     assert not report.notes
     qkv = next(r for r in report.layers if r["name"] == "qkv")
     assert (qkv["D_out"], qkv["flops_after"]) == (16, 16 * 16 * 48)  # one Linear per token
@@ -301,7 +305,7 @@ def test_cli_module_json(net_file):
         "other",
     ]
     assert report["layers"][1]["note"] == "depthwise"
-    assert report["flops_by_op"]["bmm"] == 2 * 16 * 16 * 16 and report["params_unused"] == 0
+    assert report["flops_by_op"]["matmul"] == 2 * 16 * 16 * 16 and report["params_unused"] == 0
     exact = json.loads(
         run(
             "--module", f"{net_file}:Net", "--input-size", "3", "8", "8", "--json", "--convention", "exact"
@@ -319,8 +323,8 @@ def test_cli_module_table(net_file, monkeypatch):
     assert "net:make_net (input 3×8×8): GWC+PWC G=2" in result.output
     assert "Left as they are (depthwise): convs.3" in result.output
     flat = " ".join(result.output.split())  # sentences wrap at the output's width (80 piped)
-    assert "In the totals, unchanged (operators outside the layers above): Net: bmm 8,192" in flat
-    assert "FLOPs by operator: convolution 26.20K, bmm 8.19K, linear 170." in flat
+    assert "In the totals, unchanged (operators outside the layers above): Net: matmul 8,192" in flat
+    assert "FLOPs by operator: convolution 26.20K, matmul 8.19K, linear 170." in flat
     assert "Warning" not in result.output
 
 
@@ -429,7 +433,8 @@ def test_every_mac_of_a_mixed_net_is_in_the_total_by_hand():
     assert report.flops_by_op == {
         "convolution": transposed + dilated + wide,
         "linear": linear,
-        "bmm": einsum + bmm,
+        "einsum": einsum,
+        "matmul": bmm,
     }
     up = next(r for r in report.layers if r["name"] == "up")
     assert (up["kind"], up["flops_after"], up["note"]) == ("ops", transposed, "convolution 32,768")

@@ -100,7 +100,8 @@ class Ops:
 
     Attention, functional matmuls (``F.linear``, ``torch.matmul``, ``einsum``), Conv1d/Conv3d and
     transposed convolutions: in every total, carried unchanged by every variant. ``macs`` holds
-    (operator, MACs) pairs (``hetcalc.real.counter``'s names: convolution, mm, bmm, attention, …).
+    (operator family, MACs) pairs (``hetcalc.real.operators.FAMILIES``: convolution, linear, matmul,
+    einsum, attention, …).
     """
 
     name: str
