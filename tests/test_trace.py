@@ -14,16 +14,14 @@ from torch import nn
 from hetcalc.cli import cli
 from hetcalc.core.analyze import analyze
 from hetcalc.core.errors import InvalidInput
-from hetcalc.real.fvcount import count
+from hetcalc.real.fvcount import NOT_MACS, count
 from hetcalc.real.lhc import MaskedConv2d
 from hetcalc.real.trace import trace, trace_factory
 
-NOT_MACS = ("batch_norm", "layer_norm", "adaptive_avg_pool2d")  # fvcore counts these; they are no MACs
-
 
 def fvcore_macs(model, input_size) -> int:
-    macs, by_operator, _ = count(model.eval(), (torch.zeros(1, *input_size),))
-    return macs - sum(by_operator.get(op, 0) for op in NOT_MACS)
+    """fvcore's MACs, its handles of operators that carry none (BatchNorm, LayerNorm, pooling) zeroed."""
+    return count(model.eval(), (torch.zeros(1, *input_size),), tuple(NOT_MACS))[0]
 
 
 def params(model) -> int:
