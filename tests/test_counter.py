@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from hetcalc.real import formulas as fm
-from hetcalc.real.counter import MacCounter, MetaCache, rule
+from hetcalc.real.counter import Call, MacCounter, MetaCache, rule
 from hetcalc.real.formulas import FORMULAS, formula
 from hetcalc.real.layers import HetConv2d
 from hetcalc.real.operators import FAMILIES, carries, reason
@@ -771,6 +771,50 @@ def test_without_a_model_everything_is_attributed_to_the_root():
     c = module_macs(Net(), torch.zeros(1, 2, 4, 4))
     d = count(lambda d: Net()(torch.zeros(1, 2, 4, 4)))
     assert d.total == c.total and set(d.by_module) == {""}
+
+
+# Recording: the outermost calls of chosen module types, through the counter's own global hooks.
+
+
+def test_recorded_calls_are_the_outermost_in_call_order():
+    net = Net()
+    with torch.no_grad(), MacCounter(net, record=(nn.Conv2d, nn.Linear)) as c:
+        net(torch.zeros(1, 2, 4, 4))
+    assert [(call.name, call.input_shape, call.output_shape) for call in c.calls] == [
+        ("block.conv", (1, 2, 4, 4), (1, 4, 4, 4)),
+        ("block.fc", (1, 4, 4, 4), (1, 4, 4, 3)),
+        ("shared", (1, 4, 4, 3), (1, 4, 4, 3)),
+        ("shared", (1, 4, 4, 3), (1, 4, 4, 3)),
+        ("head.1", (1, 48), (1, 2)),
+    ]
+    assert c.calls[2].module is net.shared
+    with torch.no_grad(), MacCounter(net, record=(Block, nn.Linear)) as outer:
+        net(torch.zeros(1, 2, 4, 4))
+    assert [call.name for call in outer.calls] == ["block", "shared", "shared", "head.1"]  # not block.fc
+    assert outer.calls[0] == Call(net.block, "block", (1, 2, 4, 4), (1, 4, 4, 3))  # called as block(x=x)
+
+
+def test_a_call_that_raises_is_not_recorded():
+    model = Recovers()
+    with torch.no_grad(), MacCounter(model, record=(Raises, nn.Linear)) as c:
+        model(torch.zeros(2, 3))
+    assert c.calls == [Call(model.fc, "fc", (2, 3), (2, 3))]
+
+
+def test_recording_keeps_the_transformer_fast_path():
+    model = nn.Sequential(nn.TransformerEncoderLayer(32, 4, 64, batch_first=True), nn.Linear(32, 10)).eval()
+    x = torch.randn(2, 6, 32)
+    with torch.no_grad(), MacCounter(model, record=(nn.Linear,)) as c:
+        model(x)
+    # the layer's fast path: attention 53,760 + feed-forward 2 · 2·6·32·64 = 102,912; head 2·6·32·10
+    assert c.by_op == {"transformer_encoder_layer": 102_912, "linear": 2 * 6 * 32 * 10}
+    assert c.calls == [Call(model[1], "1", (2, 6, 32), (2, 6, 10))]  # the fast path calls no nn.Linear
+    hooks = [m.register_forward_hook(lambda *_: None) for m in model.modules() if isinstance(m, nn.Linear)]
+    with torch.no_grad(), MacCounter(model) as hooked:  # modules' own hooks turn the fast path off
+        model(x)
+    for hook in hooks:
+        hook.remove()
+    assert "transformer_encoder_layer" not in hooked.by_op and hooked.total == c.total
 
 
 # What is not counted is reported.

@@ -31,6 +31,8 @@ MACs are reported under the family of the operator that ran (``nn.Linear`` as ``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
@@ -159,6 +161,20 @@ class MetaCache:
         return func(*args, **kwargs) if layout is None else _rebuild(layout)
 
 
+@dataclass(frozen=True)
+class Call:
+    """One outermost call of a recorded module: qualified name, input and output shapes (None: no tensor)."""
+
+    module: nn.Module
+    name: str
+    input_shape: tuple[int, ...] | None
+    output_shape: tuple[int, ...] | None
+
+
+def _shape_of(value) -> tuple[int, ...] | None:
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else None
+
+
 class MacCounter(TorchDispatchMode):
     """Count the MACs of everything run inside ``with MacCounter(model) as counter:``.
 
@@ -166,23 +182,27 @@ class MacCounter(TorchDispatchMode):
     ``by_module``: qualified module name ("" = outside any module of ``model``) → {family: MACs},
     for the innermost module running; ``uncounted``: operator → calls, for operators with no formula
     that may carry MACs; ``data_dependent``: operator → calls, for operators whose output depends on
-    the data; ``used_params``: ids of the model's parameters some operator read. Without ``model``,
-    everything is attributed to "".
+    the data; ``used_params``: ids of the model's parameters some operator read; ``calls``: each
+    outermost call of a module of ``model`` that is an instance of one of ``record`` (a recorded
+    module inside another is not), in call order. Without ``model``, everything is attributed to "".
     """
 
-    def __init__(self, model: nn.Module | None = None):
+    def __init__(self, model: nn.Module | None = None, record: tuple[type, ...] = ()):
         super().__init__()
         self.model = model
+        self.record = tuple(record)
         self.total = 0
         self.by_op: dict[str, int] = {}
         self.by_module: dict[str, dict[str, int]] = {}
         self.uncounted: dict[str, int] = {}
         self.data_dependent: dict[str, int] = {}
         self.used_params: set[int] = set()
+        self.calls: list[Call] = []
         self._stack = [""]
         self._families: list[str] = []  # of the operators being decomposed, outermost first
         self._handles: list = []
         self._depth = 0
+        self._recording = 0  # recorded modules running
         self._no_autograd = None
         self._rules: dict[object, tuple[str, str | None]] = {}
         self._params = {id(p) for p in model.parameters()} if model is not None else set()
@@ -210,35 +230,45 @@ class MacCounter(TorchDispatchMode):
             if module == name or module.startswith(prefix)
         )
 
-    # Module attribution: a stack of qualified names, pushed by a global forward
+    # Module attribution and recording: a stack of qualified names, pushed by a global forward
     # pre-hook and popped by a global forward hook that runs even when forward raises. Global
     # hooks leave the modules' own hooks empty, so fast paths that refuse hooked modules
     # (nn.TransformerEncoderLayer) are taken as they would be without the counter.
 
     def _hooks(self) -> list:
         names = {id(module): name for name, module in self.model.named_modules()}
-        stack = self._stack
+        stack, record = self._stack, self.record
         stack[1:] = []
 
         def push(module, args):
             name = names.get(id(module))
             if name is not None:
                 stack.append(name)
+                self._recording += isinstance(module, record)
+
+        def note(module, args, kwargs, output):  # registered before pop: runs first, on success only
+            if self._recording == 1 and isinstance(module, record) and id(module) in names:
+                x = next((a for a in args if isinstance(a, torch.Tensor)), None)
+                if x is None and kwargs:
+                    x = next(iter(kwargs.values()))
+                self.calls.append(Call(module, names[id(module)], _shape_of(x), _shape_of(output)))
 
         def pop(module, args, output):
             name = names.get(id(module))
             if name is not None:
+                self._recording -= isinstance(module, record)
                 while len(stack) > 1 and stack.pop() != name:
                     pass  # entries left by a forward that raised past another hook
 
-        return [
-            register_module_forward_pre_hook(push),
-            register_module_forward_hook(pop, always_call=True),
-        ]
+        handles = [register_module_forward_pre_hook(push)]
+        if record:
+            handles.append(register_module_forward_hook(note, with_kwargs=True))
+        return handles + [register_module_forward_hook(pop, always_call=True)]
 
     def __enter__(self):
         self._depth += 1
         if self._depth == 1:
+            self._recording = 0
             if self.model is not None:
                 self._handles = self._hooks()
             if not torch.is_grad_enabled():
