@@ -35,7 +35,8 @@ def test_fvcore_pays_the_dense_bank_and_reports_the_mask_multiply(groups):
     macs, _, skipped = count(layer, (torch.zeros(1, 4, 9, 9),))
     assert macs == layer.costs(5)["dense"].macs == 25 * 8 * (4 // groups) * 9
     assert layer.costs(5)["effective"].macs == 25 * int(layer.binary_mask().sum()) < macs
-    assert "aten::mul" in unexplained(skipped)  # weight · mask: flagged as possibly multiplying, not hidden
+    assert skipped == {"aten::to": 1, "aten::mul": 1}  # weight · mask: reported, not hidden
+    assert unexplained(skipped) == []  # an element-wise multiply, no MAC
 
 
 def test_output_equals_conv_with_masked_weight():

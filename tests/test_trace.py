@@ -16,17 +16,15 @@ from hetcalc.core.analyze import analyze
 from hetcalc.core.errors import InvalidInput
 from hetcalc.core.plan import Plan
 from hetcalc.real.conversion import convert
-from hetcalc.real.fvcount import count
+from hetcalc.real.fvcount import NOT_MACS, count
 from hetcalc.real.lhc import MaskedConv2d
 from hetcalc.real.load import trace_factory
 from hetcalc.real.trace import trace
 
-NOT_MACS = ("batch_norm", "layer_norm", "adaptive_avg_pool2d")  # fvcore counts these; they are no MACs
-
 
 def fvcore_macs(model, input_size) -> int:
-    macs, by_operator, _ = count(model.eval(), (torch.zeros(1, *input_size),))
-    return macs - sum(by_operator.get(op, 0) for op in NOT_MACS)
+    """fvcore's MACs, its handles of operators that carry none (BatchNorm, LayerNorm, pooling) zeroed."""
+    return count(model.eval(), (torch.zeros(1, *input_size),), tuple(NOT_MACS))[0]
 
 
 def params(model) -> int:
@@ -158,8 +156,12 @@ def test_functional_matmuls_are_in_the_total_and_other_parameters_counted():
     spec = trace_factory(Attention, (3, 16, 16))
     report = exact(spec)
     ops = [r for r in report.layers if r["kind"] == "ops"]  # q·kᵀ and attention·v: 2 · 16·16·16 MACs
-    assert [(r["name"], r["flops_after"], r["note"]) for r in ops] == [("Attention", 8192, "bmm 8,192")]
-    assert report.flops_by_op == {"convolution": 16 * 16 * 3 * 16, "linear": 16 * 16 * 48 + 160, "bmm": 8192}
+    assert [(r["name"], r["flops_after"], r["note"]) for r in ops] == [("Attention", 8192, "matmul 8,192")]
+    assert report.flops_by_op == {
+        "convolution": 16 * 16 * 3 * 16,
+        "linear": 16 * 16 * 48 + 160,
+        "matmul": 8192,
+    }
     assert not report.notes
     qkv = next(r for r in report.layers if r["name"] == "qkv")
     assert (qkv["D_out"], qkv["flops_after"]) == (16, 16 * 16 * 48)  # one Linear per token
@@ -335,7 +337,11 @@ def test_cli_module_json(net_file):
         "other",
     ]
     assert report["layers"][1]["note"] == "depthwise"
-    assert report["flops_by_op"]["bmm"] == 2 * 16 * 16 * 16 and report["params_unused"] == 0
+    # the two matmuls of t, and the HetConv's 1×1 taps (a bmm): 16 filters · (8 − 8/2) · 4·4 of its 10,240 MACs,
+    # its share of the layer's paper-convention FLOPs (standard 18,432 MACs + 256 bias adds, times 10,240/18,432)
+    hetconv_1x1 = (18432 + 256) * 10240 / 18432 * 1024 / 10240
+    assert report["flops_by_op"]["matmul"] == pytest.approx(2 * 16 * 16 * 16 + hetconv_1x1)
+    assert report["params_unused"] == 0
     exact = json.loads(
         run(
             "--module", f"{net_file}:Net", "--input-size", "3", "8", "8", "--json", "--convention", "exact"
@@ -353,8 +359,8 @@ def test_cli_module_table(net_file, monkeypatch):
     assert "net:make_net (input 3×8×8): GWC+PWC G=2" in result.output
     assert "Left as they are (depthwise): convs.3" in result.output
     flat = " ".join(result.output.split())  # sentences wrap at the output's width (80 piped)
-    assert "In the totals, unchanged (operators outside the layers above): Net: bmm 8,192" in flat
-    assert "FLOPs by operator: convolution 26.20K, bmm 8.19K, linear 170." in flat
+    assert "In the totals, unchanged (operators outside the layers above): Net: matmul 8,192" in flat
+    assert "FLOPs by operator: convolution 26.20K, matmul 8.19K, linear 170." in flat
     assert "Warning" not in result.output
 
 
@@ -463,7 +469,8 @@ def test_every_mac_of_a_mixed_net_is_in_the_total_by_hand():
     assert report.flops_by_op == {
         "convolution": transposed + dilated + wide,
         "linear": linear,
-        "bmm": einsum + bmm,
+        "einsum": einsum,
+        "matmul": bmm,
     }
     up = next(r for r in report.layers if r["name"] == "up")
     assert (up["kind"], up["flops_after"], up["note"]) == ("ops", transposed, "convolution 32,768")
@@ -588,3 +595,24 @@ def test_a_wrong_input_size_is_the_users_error_at_once(monkeypatch):
     with pytest.raises(InvalidInput, match=r"fails on a 1×4×8×8 input, in 0 \(Conv2d on a 1×4×8×8 input\)"):
         load.trace_factory(lambda: nn.Sequential(nn.Conv2d(3, 8, 3)), (4, 8, 8))
     assert builds == ["meta"]
+
+
+def test_flops_by_op_names_the_operator_families_that_ran():
+    """HetConv2d exact runs its K×K taps as a grouped convolution and its 1×1 taps as a bmm; SDPA is attention."""
+    from hetcalc.real.layers import HetConv2d
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.het = HetConv2d(64, 64, 3, 4)
+
+        def forward(self, x):
+            t = self.het(x).flatten(2).transpose(1, 2)  # 1 × 64 tokens × 64
+            return F.scaled_dot_product_attention(t[None], t[None], t[None])
+
+    report = exact(trace(Net(), (64, 8, 8)))
+    assert report.flops_by_op == {
+        "convolution": 8 * 8 * 64 * (64 // 4) * 9,  # Eq. 2
+        "matmul": 8 * 8 * 64 * (64 - 64 // 4),  # Eq. 3
+        "attention": 64 * 64 * (64 + 64),  # QKᵀ and attention·V: L·S·(E + Ev)
+    }

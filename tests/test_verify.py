@@ -12,8 +12,9 @@ from click.testing import CliRunner
 from hetcalc.cli import cli
 from hetcalc.core import cost, kinds
 from hetcalc.core.spec import ConvSpec
-from hetcalc.real import verify
-from hetcalc.real.fvcount import FREE_OPS, count, unexplained
+from hetcalc.real import operators, verify
+from hetcalc.real.counter import rule
+from hetcalc.real.fvcount import FREE_OPS, NOT_MACS, count, unexplained
 from hetcalc.real.layers import HetConv2d
 
 KINDS = {
@@ -45,24 +46,49 @@ def test_a_mismatch_is_a_failure():
     assert verify.failures(rows) == rows[:1]
 
 
-class Scaled(torch.nn.Module):
+class Distances(torch.nn.Module):
     def forward(self, x):
-        return torch.relu(x) * 2
+        return torch.cdist(torch.relu(x), x) * 2  # pairwise distances: products summed, no formula
 
 
-def test_a_skipped_multiply_is_surfaced_and_fails_the_row():
-    _, _, ignored = count(Scaled(), (torch.zeros(1, 2, 3, 3),))
-    assert ignored == {"aten::relu": 1, "aten::mul": 1}
-    assert unexplained(ignored) == ["aten::mul"]
-    row = verify.verify_module("other", {}, Scaled(), (1, 2, 3, 3), cost.Cost(0))
+def test_a_skipped_operator_that_may_carry_macs_is_surfaced_and_fails_the_row():
+    _, _, ignored = count(Distances(), (torch.zeros(1, 4, 3),))
+    assert ignored == {"aten::relu": 1, "aten::cdist": 1, "aten::mul": 1}
+    assert unexplained(ignored) == ["aten::cdist"]  # an element-wise multiply is no MAC
+    row = verify.verify_module("other", {}, Distances(), (1, 4, 3), cost.Cost(0))
     assert row["match"] and verify.failures([row]) == [row]
 
 
-def test_every_operator_fvcore_skips_silently_is_explained():
+def test_fvcores_lists_are_derived_from_the_one_table_and_agree_with_the_counter():
     from fvcore.nn.jit_analysis import _IGNORED_OPS
 
-    assert set(_IGNORED_OPS) <= set(FREE_OPS)
-    assert not {"aten::mul", "aten::div", "aten::mean", "aten::avg_pool2d", "aten::sigmoid"} & set(FREE_OPS)
+    assert set(_IGNORED_OPS) <= set(FREE_OPS)  # what fvcore skips silently is explained
+    # element-wise multiplies, means and average pooling sum no product over a contracted dimension
+    assert {"aten::mul", "aten::div", "aten::sigmoid", "aten::mean", "aten::avg_pool2d"} <= set(FREE_OPS)
+    assert not {"aten::mm", "aten::_convolution", "aten::linear", "aten::einsum", "aten::cdist"} & set(
+        FREE_OPS
+    )
+    assert list(NOT_MACS) == [  # fvcore 0.1.5's default handles of operators that carry no MAC
+        "aten::batch_norm",
+        "aten::group_norm",
+        "aten::layer_norm",
+        "aten::instance_norm",
+        "aten::upsample_nearest2d",
+        "aten::upsample_bilinear2d",
+        "aten::adaptive_avg_pool2d",
+        "aten::grid_sampler",
+    ]
+    assert all(NOT_MACS[op] == FREE_OPS[op] == operators.NONE[op[6:]] for op in NOT_MACS)
+    for name in operators.aten_names():
+        assert (f"aten::{name}" in FREE_OPS) == (operators.carries(name) == "none"), name
+    for name, why in operators.NONE.items():
+        assert FREE_OPS[f"aten::{name}"] == why
+    dispatcher = set(torch._C._dispatch_get_all_op_names())  # TorchScript's scalar overloads never run
+    for op in FREE_OPS:
+        packet = getattr(torch.ops.aten, op.removeprefix("aten::"))
+        for overload in (getattr(packet, name) for name in packet.overloads()):
+            if overload.name() in dispatcher:
+                assert rule(overload) in ("decompose", "data", "none"), overload
 
 
 def test_grid_covers_every_kind_both_strides_bias_and_kernel_sizes():
@@ -102,10 +128,7 @@ def test_cli_verify_json_all_rows_match():
     models = [r for r in rows if "model" in r["config"]]
     assert {r["config"]["model"] for r in models} == {"resnet56", "vgg16"}
     assert {r["kind"] for r in models} == {"standard", "hetconv"}
-    assert all(
-        r["uncounted_handles"] == ["aten::batch_norm", "aten::adaptive_avg_pool2d", "aten::avg_pool2d"]
-        for r in models
-    )
+    assert all(r["uncounted_handles"] == list(NOT_MACS) for r in models)
     assert set(payload["zeroed_handles"]) == set(models[0]["uncounted_handles"])
 
 

@@ -53,8 +53,9 @@ def verify(quick, models, csv_path, as_json):
     Builds standard, HetConv (exact and grouped_sum), DWC+PWC and GWC+PWC layers over a grid of
     M, N, K ∈ {1, 3, 5, 7}, P or G, stride 1/2, input size and bias, and zoo models in several
     variants, traces each (batch 1, eval mode, no grad) and compares multiply-accumulates and
-    parameters. For models, fvcore's BatchNorm and pooling handles are zeroed: the exact
-    convention counts convolution and linear MACs only. Exit 1 on any mismatch, or when fvcore
+    parameters. For models, fvcore's handles of operators that carry no MAC (normalisation,
+    pooling, resampling) are zeroed: the exact convention counts convolution and linear MACs
+    only. Exit 1 on any mismatch, or when fvcore
     skipped an operator that may carry multiply-accumulates.
     """
     if csv_path:
@@ -132,9 +133,12 @@ def verify(quick, models, csv_path, as_json):
             ]
             out.print(fitted("Operators fvcore did not count", legend_columns, legend, width=out.width))
         if models:
+            zeroed: dict[str, list[str]] = {}
+            for op, why in NOT_MACS.items():
+                zeroed.setdefault(why, []).append(op)
             out.print(
                 "Model rows: fvcore handles zeroed (no convolution or linear MACs): "
-                + "; ".join(f"{op} ({why})" for op, why in NOT_MACS.items())
+                + "; ".join(f"{', '.join(ops)} ({why})" for why, ops in zeroed.items())
                 + "."
             )
         if failed:

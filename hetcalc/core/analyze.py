@@ -66,7 +66,7 @@ COUNTS = ("flops_before", "flops_after", "params_before", "params_after")
 
 
 def _ops_text(layer: Ops) -> str:
-    """'bmm 1,024, attention 8,192': the operators of an Ops record with their MACs."""
+    """'matmul 1,024, attention 8,192': the operator families of an Ops record with their MACs."""
     return ", ".join(f"{op} {macs:,}" for op, macs in layer.macs)
 
 

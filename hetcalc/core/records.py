@@ -110,8 +110,8 @@ class Ops:
 
     Attention, functional matmuls (``F.linear``, ``torch.matmul``, ``einsum``), Conv1d/Conv3d and
     transposed convolutions: in every total, carried unchanged by every variant. ``macs`` holds
-    (operator family, MACs) pairs (``hetcalc.real.counter``'s families: convolution, matmul, linear,
-    attention, …).
+    (operator family, MACs) pairs (``hetcalc.real.operators.FAMILIES``: convolution, linear, matmul,
+    einsum, attention, …).
     """
 
     name: str

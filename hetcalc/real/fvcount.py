@@ -2,8 +2,9 @@
 
 fvcore counts one multiply-add as one FLOP and counts no bias additions. It silently skips a
 list of operators it deems free; hetcalc clears that list so that every operator fvcore did
-not count is reported, then explains each from ``FREE_OPS``. An operator not in ``FREE_OPS``
-is *unexplained*: fvcore skipped it and it may carry multiply-accumulates.
+not count is reported, then explains each by ``hetcalc.real.operators``, the classification
+of hetcalc's own counter: ``FREE_OPS`` and ``NOT_MACS`` are derived from it. A skipped
+operator that may carry multiply-accumulates is *unexplained*.
 """
 
 from __future__ import annotations
@@ -14,113 +15,22 @@ from collections import Counter
 
 import torch
 
+from .operators import aten_names, carries, reason
+
 with warnings.catch_warnings():  # fvcore.nn runs torch.jit.script at import, deprecated in torch 2.x
     warnings.simplefilter("ignore", DeprecationWarning)
     from fvcore.nn import FlopCountAnalysis, parameter_count
+    from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS
     from fvcore.nn.jit_handles import conv_flop_count, get_shape
 
 logging.getLogger("fvcore").setLevel(logging.ERROR)
 
-_MOVES = "moves, copies or reshapes data: no arithmetic"
-_CREATES = "creates a tensor: no arithmetic"
-_COMPARES = "comparisons, maxima or selection: no multiplies"
-_ADDS = (
-    "element-wise addition, no multiplies (summing the partial results of a split convolution "
-    "is the accumulation its counted MACs already include)"
-)
+# Operators that carry no multiply-accumulates (``hetcalc.real.operators``), by fvcore's name.
+FREE_OPS: dict[str, str] = {f"aten::{name}": why for name in aten_names() if (why := reason(name))}
 
-# Operators that carry no multiply-accumulates, with the reason. Not here on purpose: aten::mul,
-# aten::div, aten::mean, aten::avg_pool2d, aten::sigmoid, aten::softmax, … (they multiply).
-FREE_OPS: dict[str, str] = {
-    "aten::view": _MOVES,
-    "aten::view_as": _MOVES,
-    "aten::reshape": _MOVES,
-    "aten::reshape_as": _MOVES,
-    "aten::expand_as": _MOVES,
-    "aten::flatten": _MOVES,
-    "aten::unflatten": _MOVES,
-    "aten::permute": _MOVES,
-    "aten::transpose": _MOVES,
-    "aten::t": _MOVES,
-    "aten::contiguous": _MOVES,
-    "aten::expand": _MOVES,
-    "aten::squeeze": _MOVES,
-    "aten::unsqueeze": _MOVES,
-    "aten::unsqueeze_": _MOVES,
-    "aten::select": _MOVES,
-    "aten::slice": _MOVES,
-    "aten::narrow": _MOVES,
-    "aten::split": _MOVES,
-    "aten::split_with_sizes": _MOVES,
-    "aten::chunk": _MOVES,
-    "aten::unbind": _MOVES,
-    "aten::cat": _MOVES,
-    "aten::stack": _MOVES,
-    "aten::index": _MOVES,
-    "aten::index_select": _MOVES,
-    "aten::gather": _MOVES,
-    "aten::scatter": _MOVES,
-    "aten::scatter_": _MOVES,
-    "aten::index_put": _MOVES,
-    "aten::index_put_": _MOVES,
-    "aten::copy_": _MOVES,
-    "aten::clone": _MOVES,
-    "aten::to": _MOVES,
-    "aten::type_as": _MOVES,
-    "aten::detach": _MOVES,
-    "aten::unfold": _MOVES,
-    "aten::as_strided": _MOVES,
-    "aten::roll": _MOVES,
-    "aten::constant_pad_nd": _MOVES,
-    "aten::pad": _MOVES,
-    "aten::size": _MOVES,
-    "aten::numel": _MOVES,
-    "aten::Int": _MOVES,
-    "aten::ScalarImplicit": _MOVES,
-    "aten::movedim": _MOVES,
-    "aten::dropout": "identity in eval mode: no arithmetic",
-    "aten::zeros": _CREATES,
-    "aten::zeros_like": _CREATES,
-    "aten::ones": _CREATES,
-    "aten::empty": _CREATES,
-    "aten::full": _CREATES,
-    "aten::full_like": _CREATES,
-    "aten::new_zeros": _CREATES,
-    "aten::new_empty": _CREATES,
-    "aten::new_full": _CREATES,
-    "aten::arange": _CREATES,
-    "aten::relu": _COMPARES,
-    "aten::relu_": _COMPARES,
-    "aten::hardtanh": _COMPARES,
-    "aten::hardtanh_": _COMPARES,
-    "aten::clamp": _COMPARES,
-    "aten::clamp_": _COMPARES,
-    "aten::max": _COMPARES,
-    "aten::max_pool2d": _COMPARES,
-    "aten::eq": _COMPARES,
-    "aten::ge": _COMPARES,
-    "aten::gt": _COMPARES,
-    "aten::le": _COMPARES,
-    "aten::lt": _COMPARES,
-    "aten::floor": _COMPARES,
-    "aten::floor_divide": _COMPARES,
-    "aten::remainder": _COMPARES,
-    "aten::__and__": _COMPARES,
-    "aten::bitwise_not": _COMPARES,
-    "aten::masked_fill": _COMPARES,
-    "aten::nonzero": _COMPARES,
-    "aten::add": _ADDS,
-    "aten::add_": _ADDS,
-}
-
-
-# fvcore handles that count arithmetic outside the exact convention (normalisation, pooling):
-# whole-model checks zero them, and say so. Neither carries convolution or linear MACs.
-NOT_MACS: dict[str, str] = {
-    "aten::batch_norm": "BatchNorm: a per-element scale and shift, left out of both conventions",
-    "aten::adaptive_avg_pool2d": "pooling: additions and one division per output, left out of both conventions",
-    "aten::avg_pool2d": "pooling: additions and one division per output, left out of both conventions",
-}
+# fvcore's default handles whose operator carries no MAC (normalisation, pooling, resampling):
+# fvcore counts other arithmetic there; whole-model checks zero them, and say so.
+NOT_MACS: dict[str, str] = {op: reason(op) for op in _DEFAULT_SUPPORTED_OPS if carries(op) == "none"}
 
 
 def _convolution_mode(inputs, outputs):
@@ -159,8 +69,8 @@ def count(module, inputs, uncounted: tuple[str, ...] = ()) -> tuple[int, dict[st
 
 
 def unexplained(ignored: dict[str, int]) -> list[str]:
-    """The skipped operators that are not known to be free of multiply-accumulates, sorted."""
-    return sorted(op for op in ignored if op not in FREE_OPS)
+    """The skipped operators that may carry multiply-accumulates (``carries`` is not "none"), sorted."""
+    return sorted(op for op in ignored if carries(op) != "none")
 
 
 def param_count(module) -> int:

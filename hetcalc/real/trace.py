@@ -82,22 +82,6 @@ class ForwardFailed(InvalidInput):
         super().__init__("input_size", message)
 
 
-class _Recorder:
-    """Forward hooks: each outermost recorded module's call, with its input and output shapes."""
-
-    def __init__(self):
-        self.depth, self.calls = 0, []
-
-    def pre(self, module, inputs):
-        self.depth += 1
-
-    def post(self, module, args, kwargs, output):
-        self.depth -= 1
-        if self.depth == 0:
-            x = args[0] if args else next(iter(kwargs.values()))
-            self.calls.append((module, tuple(x.shape), tuple(output.shape)))
-
-
 def _record(module, name: str, x_shape, y_shape):
     """The layer record of one call of a recorded module."""
     if isinstance(module, nn.Linear):
@@ -179,11 +163,12 @@ def _other(model: nn.Module, held: set[int]) -> Other | None:
 def _layers(model: nn.Module, calls, counter: MacCounter) -> tuple[list, list[str]]:
     """Layer records of the recorded calls (parameters read from the modules), Ops records of every other
     MAC, the other parameters; notes on single layers."""
-    names = {id(m): n for n, m in model.named_modules()}
     seen, layers, held, by_module = Counter(), [], set(), {}
-    for module, x_shape, y_shape in calls:
+    for module, qualified, x_shape, y_shape in (
+        (c.module, c.name, c.input_shape, c.output_shape) for c in calls
+    ):
         seen[id(module)] += 1
-        call, qualified = seen[id(module)], names.get(id(module), "")
+        call = seen[id(module)]
         name = (qualified or type(module).__name__) + (f"#{call}" if call > 1 else "")
         record = replace(_record(module, name, x_shape, y_shape), call=call)
         if isinstance(record, Conv) and x_shape[-1] != x_shape[-2]:
@@ -237,20 +222,10 @@ def trace(model: nn.Module, input_size, name: str | None = None) -> ModelSpec:
     reference = next(itertools.chain(model.parameters(), model.buffers()), None)
     device = reference.device if reference is not None else torch.device("cpu")
     dtype = reference.dtype if reference is not None and reference.is_floating_point() else torch.float32
-    recorder = _Recorder()
-    hooks = [
-        hook
-        for m in model.modules()
-        if isinstance(m, RECORDED)
-        for hook in (
-            m.register_forward_pre_hook(recorder.pre),
-            m.register_forward_hook(recorder.post, with_kwargs=True),
-        )
-    ]
     training = model.training
     model.eval()
-    counter, running = MacCounter(model), []
-    hooks += [
+    counter, running = MacCounter(model, record=RECORDED), []
+    hooks = [
         register_module_forward_pre_hook(lambda module, args: running.append((module, args)) and None),
         register_module_forward_hook(lambda module, args, output: running.pop() and None),
     ]  # left holding the modules a failing forward was in
@@ -267,7 +242,7 @@ def trace(model: nn.Module, input_size, name: str | None = None) -> ModelSpec:
             hook.remove()
         model.train(training)
 
-    layers, notes = _layers(model, recorder.calls, counter)
+    layers, notes = _layers(model, counter.calls, counter)
     params = {id(p): p.numel() for p in model.parameters()}
     return ModelSpec(
         name=name or type(model).__name__,

@@ -184,18 +184,6 @@ def test_detection_and_segmentation_count(name):
 
 # Converted CNNs against fvcore, to the integer.
 
-# fvcore handles (besides hetcalc's fvcount.NOT_MACS) whose counts are not multiply-accumulates of a
-# convolution, linear layer or matmul: zeroed, so that fvcore's total is those MACs alone. Only
-# layer_norm fires on the checked models today (maxvit_t); the rest of fvcore 0.1.5's default
-# table is listed so that a new model using them is compared on MACs too.
-FVCORE_NOT_MACS = {
-    "aten::layer_norm": "LayerNorm: fvcore counts 2 per element (scale and shift); no MACs (maxvit_t)",
-    "aten::group_norm": "GroupNorm: fvcore counts 2 per element; no MACs",
-    "aten::instance_norm": "InstanceNorm: fvcore counts 1 per element; no MACs",
-    "aten::upsample_nearest2d": "nearest upsampling: fvcore counts 1 per output; a copy",
-    "aten::upsample_bilinear2d": "bilinear upsampling: fvcore counts 4 per output; interpolation, no MACs",
-    "aten::grid_sampler": "grid sampling: fvcore counts 4 per output; interpolation, no MACs",
-}
 # fvcore's by-operator names of the handles that count MACs; any other counted operator fails the check.
 FVCORE_MAC_OPERATORS = {"conv", "linear", "addmm", "mm", "matmul", "bmm", "einsum"}
 CONVERSION_MAX_PARAMS = (
@@ -255,8 +243,8 @@ def test_converted_model_matches_fvcore(name):
     assert conversion.replaced == decided.replaced
     converted.eval()
     x = torch.randn(1, 3, side, side)
-    uncounted = tuple(fvcount.NOT_MACS) + tuple(FVCORE_NOT_MACS)
-    macs, by_operator, _ = fvcount.count(converted, (x,), uncounted=uncounted)
+    # fvcore's handles of operators that carry no MAC (BatchNorm, LayerNorm on maxvit_t, pooling) zeroed
+    macs, by_operator, _ = fvcount.count(converted, (x,), uncounted=tuple(fvcount.NOT_MACS))
     assert {op for op, n in by_operator.items() if n} <= FVCORE_MAC_OPERATORS, by_operator
     if by_operator.get("einsum"):
         macs += einsum_macs(on_meta, (3, side, side)) - by_operator["einsum"]
