@@ -27,6 +27,8 @@ COMMANDS = {
     "paper": "hetcalc.cli.paper:paper",
     "bench": "hetcalc.cli.bench:bench",
     "table": "hetcalc.cli.table:table",
+    "latency": "hetcalc.cli.latency:latency",
+    "search": "hetcalc.cli.search:search",
 }
 
 

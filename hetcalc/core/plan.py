@@ -290,29 +290,33 @@ def apply(spec: ModelSpec, plan: Plan) -> ModelSpec:
             f"layer {unknown[0]!r} is not a convolution of {spec.name} (a plan for another model?); "
             f"its convolutions: {known}",
         )
-    layers = list(spec.layers)
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, Conv):
-            continue
-        decision = plan.get(module_name(layer)) or Decision(layer.name, keep="not in the plan")
-        if not decision.replaced:
-            layers[i] = layer.with_(fixed=layer.fixed or decision.keep)
-            continue
-        target = kinds.IMPLS[decision.impl or "exact"] if decision.kind == "hetconv" else decision.kind
-        same = decision.kind == layer.kind and decision.setting == layer.setting
-        if not same:
-            reason = kinds.kept(layer.spec, decision.kind, decision.setting, fixed=layer.fixed)
-            if reason:
-                raise InvalidInput("plan", f"{decision.name}: {decision.title()} does not fit: {reason}")
-        layers[i] = layer.with_(
-            kind=target if not same else layer.kind,
-            P=decision.P if decision.kind == "hetconv" else None,
-            G=decision.G if decision.kind in ("gwc_pwc", "grouped") else layer.G if same else None,
-            impl=decision.impl,
-            norm=layer.norm if same else layer.norm[-1:],
-            se=decision.se,
-            fixed="",
-            taps=layer.taps if same else None,
-            params=layer.params if same else None if layer.call == 1 else 0,
-        )
+    layers = [
+        rebuilt(layer, plan.get(module_name(layer)) or Decision(layer.name, keep="not in the plan"))
+        if isinstance(layer, Conv)
+        else layer
+        for layer in spec.layers
+    ]
     return spec.with_layers(layers)
+
+
+def rebuilt(layer: Conv, decision: Decision) -> Conv:
+    """The record of ``layer`` as ``decision`` builds it (InvalidInput where the decision does not fit it)."""
+    if not decision.replaced:
+        return layer.with_(fixed=layer.fixed or decision.keep)
+    target = kinds.IMPLS[decision.impl or "exact"] if decision.kind == "hetconv" else decision.kind
+    same = decision.kind == layer.kind and decision.setting == layer.setting
+    if not same:
+        reason = kinds.kept(layer.spec, decision.kind, decision.setting, fixed=layer.fixed)
+        if reason:
+            raise InvalidInput("plan", f"{decision.name}: {decision.title()} does not fit: {reason}")
+    return layer.with_(
+        kind=target if not same else layer.kind,
+        P=decision.P if decision.kind == "hetconv" else None,
+        G=decision.G if decision.kind in ("gwc_pwc", "grouped") else layer.G if same else None,
+        impl=decision.impl,
+        norm=layer.norm if same else layer.norm[-1:],
+        se=decision.se,
+        fixed="",
+        taps=layer.taps if same else None,
+        params=layer.params if same else None if layer.call == 1 else 0,
+    )

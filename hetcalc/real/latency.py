@@ -467,6 +467,39 @@ def to_dict(prediction: Prediction) -> dict:
     }
 
 
+def measure(
+    model: nn.Module, spec: ModelSpec, plans: dict[str, Plan], conditions: Conditions, repeats: int = 5
+) -> dict:
+    """The measured time of the standard network and of each plan's, in the same paired, interleaved rounds.
+
+    Returns {key: {"ms", "spread", "speedup"}} with "standard" first: the measurement a prediction is
+    checked against, taken in the same run.
+    """
+    from .bench_model import prepare
+    from .timing import paired_speedup
+
+    conditions = conditions.resolved()
+    networks = {"standard": prepare(model, conditions.fold, conditions.channels_last)}
+    networks.update(
+        {
+            key: prepare(convert(model, plan), conditions.fold, conditions.channels_last)
+            for key, plan in plans.items()
+        }
+    )
+    layout = torch.channels_last if conditions.channels_last else torch.contiguous_format
+    x = torch.randn(conditions.batch, *spec.input).contiguous(memory_format=layout)
+    with using_threads(conditions.threads), torch.inference_mode():
+        samples = time_layers(networks, x, "cpu", repeats, 0.0)
+    return {
+        key: {
+            "ms": median(values) * 1e3,
+            "spread": _spread(values) * 1e3,
+            "speedup": paired_speedup(samples["standard"], values),
+        }
+        for key, values in samples.items()
+    }
+
+
 def uniform(spec: ModelSpec, variant: str, value=None, impl: str = "exact") -> Plan:
     """The uniform plan of a variant (every layer it fits), as the search compares against."""
     return derive(
@@ -476,3 +509,127 @@ def uniform(spec: ModelSpec, variant: str, value=None, impl: str = "exact") -> P
         value if variant == "gwc_pwc" else None,
         impl=impl,
     )
+
+
+# The design search's space: options per replaceable layer, priced from the table.
+
+
+@dataclass
+class Space:
+    """What ``hetcalc.core.search`` searches: for each replaceable module, its options (``Option.choice`` is a
+    plan ``Decision``); ``base``: the rest of the network; ``references``: the uniform variants' totals."""
+
+    names: list[str]
+    layers: list[list]
+    base: object
+    references: dict
+    standard: object
+    outside: dict
+
+
+def space(
+    model: nn.Module,
+    spec: ModelSpec,
+    conditions: Conditions,
+    table: Table,
+    Ps=(),
+    Gs=(),
+    dwc: bool = False,
+    impl: str = "grouped_sum",
+    keep_first: bool = True,
+    repeats: int = 5,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> Space:
+    """The options of every module a plan may replace: kept, HetConv with each P of ``Ps`` that fits it,
+    GWC+PWC with each G of ``Gs``, DWC+PWC; each priced exactly (FLOPs, params) and from the table (ms).
+
+    Interactions: each option is priced as it runs alone (a folded ``fast`` HetConv with its residue
+    copies in and out, ``residue_flags``' worst case), so the search is exact for that additive
+    model; the plan it picks is then predicted exactly, copies included, by ``predict``.
+    """
+    from ..core import kinds
+    from ..core.plan import Decision, candidates, convolutions, rebuilt
+    from ..core.search import Option, Totals, plan_totals
+
+    conditions = conditions.resolved()
+    open_ = candidates(spec) if keep_first else [c for c in convolutions(spec) if c.K > 1 and not c.fixed]
+    names = [layer.name for layer in open_]
+    calls = {
+        name: [r for r in spec.layers if isinstance(r, Conv) and module_name(r) == name] for name in names
+    }
+    choices = {}
+    for layer in open_:
+        found = [Decision(layer.name, keep="kept by the search")]
+        found += [
+            Decision(layer.name, "hetconv", P=P, impl=impl)
+            for P in Ps
+            if P > 1 and not kinds.kept(layer.spec, "hetconv", P)
+        ]
+        found += [
+            Decision(layer.name, "gwc_pwc", G=G) for G in Gs if not kinds.kept(layer.spec, "gwc_pwc", G)
+        ]
+        found += [Decision(layer.name, "dwc_pwc")] if dwc else []
+        choices[layer.name] = found
+    if not any(len(options) > 1 for options in choices.values()):
+        raise InvalidInput("P", "no P, G or DWC fits any replaceable layer of this model: nothing to search")
+    settings = [setting_of(r, d) for name in names for d in choices[name] for r in calls[name]]
+    settings += [setting_of(r, None) for r in priced(spec)]
+    fill(table, settings, conditions, repeats, progress)
+    outside = measure_outside(model, spec, conditions, table, repeats)
+
+    def ms(record, decision) -> tuple[float, float]:
+        entry = table.get(setting_of(record, decision).key(conditions))
+        return entry["ms"], entry["spread"]
+
+    layers = []
+    for name in names:
+        options = []
+        for decision in choices[name]:
+            records = [rebuilt(r, decision) for r in calls[name]]
+            counted = [conventions.measure(r, "exact") for r in records]
+            times = [ms(r, decision) for r in calls[name]]
+            options.append(
+                Option(
+                    decision,
+                    sum(f for f, _ in counted),
+                    sum(p for _, p in counted),
+                    math.fsum(t for t, _ in times),
+                    math.sqrt(sum(s * s for _, s in times)),
+                )
+            )
+        layers.append(options)
+    whole = conventions_totals(spec, derive(spec, "standard"))
+    fixed_ms = outside["ms"] + math.fsum(ms(r, None)[0] for r in priced(spec) if module_name(r) not in calls)
+    base = Totals(
+        whole[1] - sum(options[0].flops for options in layers),
+        whole[2] - sum(options[0].params for options in layers),
+        fixed_ms,
+    )
+    references = {"standard": plan_totals(layers, base, tuple(0 for _ in layers))}
+    for label, kind, value in (
+        [(f"P{P}", "hetconv", P) for P in Ps]
+        + [(f"GWC{G}", "gwc_pwc", G) for G in Gs]
+        + ([("DWC", "dwc_pwc", None)] if dwc else [])
+    ):
+        picks = tuple(
+            next((i for i, o in enumerate(options) if o.choice.kind == kind and o.choice.setting == value), 0)
+            for options in layers
+        )
+        references[label] = plan_totals(layers, base, picks)
+    return Space(names, layers, base, references, references["standard"], outside)
+
+
+def plan_of(spec: ModelSpec, found: Space, picks, keep_first: bool = True) -> Plan:
+    """The plan of a point of the search: each searched module's pick, every other convolution kept with its reason."""
+    from ..core import kinds
+    from ..core.plan import Decision, convolutions
+
+    picked = {name: options[i].choice for name, options, i in zip(found.names, found.layers, picks)}
+    decisions = []
+    for i, layer in enumerate(convolutions(spec)):
+        if layer.name in picked:
+            decisions.append(picked[layer.name])
+        else:
+            reason = kinds.kept(layer.spec, "standard", first=keep_first and i == 0, fixed=layer.fixed)
+            decisions.append(Decision(layer.name, keep=reason or "kept by the search"))
+    return Plan(spec.name, tuple(spec.input), tuple(decisions), "plan")
