@@ -391,45 +391,147 @@ def load_bench(path) -> dict:
     return payload
 
 
-def bench_figure(payload: dict, variants: list[str] | None = None):
-    """Per-layer FLOPs share against time share, standard vs each converted network (one panel each)."""
+def _bench_variants(payload: dict, variants: list[str] | None) -> list[str]:
+    known = list(dict.fromkeys(r["variant"] for r in payload["layers"]))
+    unknown = [v for v in variants or () if v not in known]
+    if unknown:
+        raise InvalidInput("variant", f"unknown {', '.join(unknown)}; in the file: {', '.join(known)}")
+    return list(variants or known)
+
+
+def layer_speedups(payload: dict, variant: str, predicted: dict | None = None) -> list[dict]:
+    """Per replaced layer of ``variant``: measured speedup (ms before / after), FLOPs speedup and, from a
+    ``hetcalc latency --json`` of the same plan, the predicted speedup (its standard ms / its ms)."""
+    by_name = {r["name"]: r for r in (predicted or {}).get("layers", [])}
+    rows = []
+    for r in payload["layers"]:
+        if r["variant"] != variant or r["name"].startswith("("):
+            continue
+        guess = by_name.get(r["name"])
+        rows.append(
+            {
+                "name": r["name"],
+                "measured": r["ms_before"] / r["ms_after"] if r["ms_after"] else None,
+                "flops": r["flops_before"] / r["flops_after"] if r["flops_after"] else None,
+                "predicted": guess["standard_ms"] / guess["ms"] if guess and guess["ms"] else None,
+            }
+        )
+    return rows
+
+
+def bench_figure(payload: dict, variants: list[str] | None = None, view: str = "speedup", predicted=None):
+    """Per replaced layer of each converted network (one panel each): ``view="speedup"``, measured speedup
+    against FLOPs speedup (and predicted, from ``predicted``: a ``hetcalc latency --json`` payload);
+    ``view="share"``, FLOPs share against time share, standard and converted."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import PercentFormatter
 
-    known = list(dict.fromkeys(r["variant"] for r in payload["layers"]))
-    variants = variants or known
-    unknown = [v for v in variants if v not in known]
-    if unknown:
-        raise InvalidInput("variant", f"unknown {', '.join(unknown)}; in the file: {', '.join(known)}")
+    if view not in ("speedup", "share"):
+        raise InvalidInput("view", f"must be speedup or share, got {view!r}")
+    variants = _bench_variants(payload, variants)
     labels = {r["variant"]: r.get("label", r["variant"]) for r in payload.get("rows", [])}
     speedups = {r["variant"]: r for r in payload.get("rows", [])}
     names = [r["name"] for r in payload["layers"] if r["variant"] == variants[0]]
+    if view == "speedup":
+        names = [n for n in names if not n.startswith("(")]
     fig = Figure(figsize=(max(8, 0.55 * len(names) + 3), 3.2 * len(variants) + 0.8), layout="constrained")
     axes = fig.subplots(len(variants), 1, sharex=True, squeeze=False)[:, 0]
-    bars = (
-        ("flops_share_before", "FLOPs share, standard", "#c9d1d9"),
-        ("time_share_before", "time share, standard", "#6e7781"),
-        ("flops_share_after", "FLOPs share, converted", "#9ecae1"),
-        ("time_share_after", "time share, converted", "C0"),
-    )
     for ax, variant in zip(axes, variants):
-        rows = [r for r in payload["layers"] if r["variant"] == variant]
-        x = list(range(len(rows)))
-        for i, (key, label, colour) in enumerate(bars):
-            ax.bar(
-                [j + (i - 1.5) * 0.2 for j in x], [100 * r[key] for r in rows], 0.2, color=colour, label=label
-            )
+        if view == "speedup":
+            rows = layer_speedups(payload, variant, predicted)
+            x = list(range(len(rows)))
+            ax.bar(x, [r["flops"] or 0 for r in rows], 0.6, color="#c9d1d9", label="FLOPs speedup")
+            ax.plot(x, [r["measured"] for r in rows], "o", color="C0", label="measured speedup")
+            if any(r["predicted"] for r in rows):
+                ax.plot(x, [r["predicted"] for r in rows], "x", color="C3", ms=8, label="predicted speedup")
+            ax.axhline(1, color="#6e7781", lw=0.8)
+            ax.set_ylabel("speedup (×)")
+        else:
+            rows = [r for r in payload["layers"] if r["variant"] == variant]
+            for i, (key, label, colour) in enumerate(
+                (
+                    ("flops_share_before", "FLOPs share, standard", "#c9d1d9"),
+                    ("time_share_before", "time share, standard", "#6e7781"),
+                    ("flops_share_after", "FLOPs share, converted", "#9ecae1"),
+                    ("time_share_after", "time share, converted", "C0"),
+                )
+            ):
+                ax.bar(
+                    [j + (i - 1.5) * 0.2 for j in range(len(rows))],
+                    [100 * r[key] for r in rows],
+                    0.2,
+                    color=colour,
+                    label=label,
+                )
+            ax.yaxis.set_major_formatter(PercentFormatter(decimals=None))
+            ax.set_ylabel("share of the network")
         row = speedups.get(variant, {})
         measured = f": measured {row['speedup']:.2f}×, FLOPs {row['flops_speedup']:.2f}×" if row else ""
         ax.set_title(f"{labels.get(variant, variant)}{measured}", fontsize=10, loc="left")
-        ax.yaxis.set_major_formatter(PercentFormatter(decimals=0))
-        ax.set_ylabel("share of the network")
         ax.grid(True, axis="y", alpha=0.3)
     axes[0].legend(loc="upper right", ncols=2, fontsize=8)
     axes[-1].set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
     mach = payload.get("machine", {})
     fig.suptitle(
-        f"{payload.get('model', 'model')}, batch {payload.get('batch')}: where the time goes "
-        f"({mach.get('cpu', '?')}, {payload.get('threads')} threads)"
+        f"{payload.get('model', 'model')}, batch {payload.get('batch')}: "
+        + ("measured speedup against FLOPs, layer by layer" if view == "speedup" else "where the time goes")
+        + f" ({mach.get('cpu', '?')}, {payload.get('threads')} threads)"
+    )
+    return fig
+
+
+def load_search(path) -> dict:
+    """A ``hetcalc search --json`` file, checked to hold a front, the uniform variants and the chosen plan."""
+    payload = _read_json(path, "FILE")
+    if not isinstance(payload, dict) or not {"front", "uniform", "chosen"} <= set(payload):
+        raise InvalidInput("FILE", f"{path} is not the JSON of 'hetcalc search … --json' (no front)")
+    return payload
+
+
+def pareto_figure(payload: dict, measured: dict | None = None):
+    """The search's front (predicted time against FLOPs), the uniform variants and the chosen plan; with
+    ``measured`` (a ``hetcalc bench --model --json`` payload), each network's measured time beside it."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5.5), layout="constrained")
+    ax = fig.subplots()
+    front = payload["front"]
+    ax.step([p["ms"] for p in front], [p["flops"] / 1e6 for p in front], where="post", color="C0", lw=1.4)
+    ax.plot(
+        [p["ms"] for p in front],
+        [p["flops"] / 1e6 for p in front],
+        ".",
+        color="C0",
+        ms=4,
+        label="Pareto front (predicted)",
+    )
+    for u in payload["uniform"]:
+        ax.plot(u["ms"], u["flops"] / 1e6, "s", color="#6e7781", ms=6)
+        ax.annotate(
+            u["name"], (u["ms"], u["flops"] / 1e6), xytext=(5, 3), textcoords="offset points", fontsize=8
+        )
+    chosen = payload["chosen"]
+    ax.plot(chosen["ms"], chosen["flops"] / 1e6, "*", color="C3", ms=15, label="searched plan (predicted)")
+    if measured is not None:
+        rows = {r["variant"]: r for r in measured.get("rows", [])}
+        points = [(u["ms"], rows[u["bench"]]) for u in payload["uniform"] if u.get("bench") in rows]
+        points += [(chosen["ms"], r) for r in rows.values() if r.get("impl") == "plan"]
+        for predicted_ms, row in points:
+            ax.plot([predicted_ms, row["ms"]], [row["flops"] / 1e6] * 2, color="#c9d1d9", lw=1, zorder=1)
+        ax.plot(
+            [r["ms"] for _, r in points],
+            [r["flops"] / 1e6 for _, r in points],
+            "o",
+            mfc="white",
+            color="C2",
+            label="measured",
+        )
+    ax.set_xlabel(f"time per forward of a batch of {payload['batch']} (ms)")
+    ax.set_ylabel("FLOPs per image (M multiply-accumulates)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    bounds = f" with {' and '.join(payload['constraints'])}" if payload.get("constraints") else ""
+    fig.suptitle(
+        f"{payload['model']}: best {payload['objective']}{bounds}\n{payload['prediction']}", fontsize=10
     )
     return fig

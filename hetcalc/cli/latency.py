@@ -139,21 +139,9 @@ def latency(
     table = predicting.Table.load(cache)
     if table.rebuilt:
         click.echo(f"Note: {table.rebuilt}", err=True)
-    prediction = predicting.predict(
-        model, spec, plan, conditions, table, repeats=repeats, progress=progress("timing layers")
+    result = predicting.run_latency(
+        model, spec, plan, conditions, table, check=check, repeats=repeats, progress=progress("timing layers")
     )
-    result = predicting.to_dict(prediction)
-    result.update(input=list(size), plan=plan.to_dict(), cache=str(table.path))
-    if check:
-        with working("timing the standard network and the plan's"):
-            measured = predicting.measure(model, spec, {"plan": plan}, conditions, repeats)
-        result["measured"] = {
-            "ms": measured["plan"]["ms"],
-            "standard_ms": measured["standard"]["ms"],
-            "speedup": measured["plan"]["speedup"],
-            "error_pct": 100 * (prediction.predicted_ms / measured["plan"]["ms"] - 1),
-            "speedup_error_pct": 100 * (prediction.predicted_speedup / measured["plan"]["speedup"] - 1),
-        }
     if csv_path:
         write_csv(result["layers"], csv_path)
     if as_json:

@@ -146,15 +146,55 @@ def model(
     multiple=True,
     help="Networks to draw, as the JSON names them ('fast P=4'; repeatable)  [default: all].",
 )
+@click.option(
+    "--view",
+    type=click.Choice(["speedup", "share"]),
+    default="speedup",
+    show_default=True,
+    help="speedup: each replaced layer's measured speedup against its FLOPs speedup; share: FLOPs share "
+    "against time share, standard and converted.",
+)
+@click.option(
+    "--predicted",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="A 'hetcalc latency --json' file of the same plan: its predicted layer speedups are drawn too.",
+)
 @out_option
-def bench_plot(file, variants, out):
-    """Per-layer FLOPs share against time share, standard vs converted, from 'hetcalc bench --model --json'.
+def bench_plot(file, variants, view, predicted, out):
+    """Each replaced layer's measured speedup against its FLOPs speedup, from 'hetcalc bench --model --json'.
 
     \b
     Example:  hetcalc bench --model vgg16 --P 4,8 --json > vgg.json
               hetcalc plot bench vgg.json --out vgg_layers.png
+              hetcalc plot bench vgg.json --view share --out vgg_shares.png
     """
-    from ..plot import bench_figure, load_bench
+    from ..plot import _read_json, bench_figure, load_bench
 
     _check_out(out, False)
-    _write(bench_figure(load_bench(file), list(variants) or None), out, False)
+    guess = _read_json(predicted, "predicted") if predicted else None
+    _write(bench_figure(load_bench(file), list(variants) or None, view, guess), out, False)
+
+
+@plot.command(name="pareto")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--measured",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="A 'hetcalc bench --model … --plan … --json' file: each network's measured time beside its prediction.",
+)
+@out_option
+def pareto_plot(file, measured, out):
+    """The Pareto front of a 'hetcalc search --json' file: predicted time against FLOPs, uniform variants, the plan.
+
+    \b
+    Example:  hetcalc search vgg16 --constraint 'flops>=P4' --out plan.json --json > front.json
+              hetcalc bench --model vgg16 --plan plan.json --P 2,4,8 --impl grouped_sum --json > measured.json
+              hetcalc plot pareto front.json --measured measured.json --out front.png
+    """
+    from ..plot import _read_json, load_search, pareto_figure
+
+    _check_out(out, False)
+    checked = _read_json(measured, "measured") if measured else None
+    _write(pareto_figure(load_search(file), checked), out, False)

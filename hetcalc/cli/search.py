@@ -83,8 +83,6 @@ def search(
     and the exact best plan. Each choice is priced as it runs alone (a folded fast HetConv with its
     residue copies); 'hetcalc latency --plan' then predicts the chosen plan with every copy it skips.
     """
-    from ..core.search import search as best
-
     Ps = whole_numbers("P", P, "2,4,8")
     Gs = whole_numbers("G", G, "2,4") if G else []
     if out is not None:
@@ -96,12 +94,21 @@ def search(
     table = predicting.Table.load(cache)
     if table.rebuilt:
         click.echo(f"Note: {table.rebuilt}", err=True)
-    found = predicting.space(
-        model, spec, conditions, table, Ps, Gs, dwc, impl, keep_first, repeats, progress("timing layers")
+    payload, plan = predicting.run_search(
+        model,
+        spec,
+        conditions,
+        table,
+        objective,
+        constraints,
+        Ps,
+        Gs,
+        dwc,
+        impl,
+        keep_first,
+        repeats,
+        progress("timing layers"),
     )
-    result = best(found.layers, found.base, objective, constraints, found.references)
-    plan = predicting.plan_of(spec, found, result.chosen.picks, keep_first)
-    payload = _payload(label, size, conditions, objective, constraints, found, result, plan, impl)
     if out is not None:
         with open(out, "w", encoding="utf-8") as f:
             f.write(plan.to_json() + "\n")
@@ -111,63 +118,6 @@ def search(
         render(payload)
         if out is not None:
             click.echo(f"Wrote the plan to {out}")
-
-
-def _totals(point, standard) -> dict:
-    return {
-        "flops": point.flops,
-        "params": point.params,
-        "ms": point.ms,
-        "predicted_speedup": standard.ms / point.ms,
-        "flops_speedup": standard.flops / point.flops,
-    }
-
-
-def _payload(label, size, conditions, objective, constraints, found, result, plan, impl) -> dict:
-    from ..real.timing import machine
-
-    mach = machine()
-    standard = found.standard
-    uniform = [
-        {"name": key, "bench": _bench_key(key, impl), **_totals(totals, standard)}
-        for key, totals in found.references.items()
-    ]
-    choices = [
-        {"name": n, "choice": options[i].choice.title(), "flops": options[i].flops, "ms": options[i].ms}
-        for n, options, i in zip(found.names, found.layers, result.chosen.picks)
-    ]
-    return {
-        "model": label,
-        "input": list(size),
-        "batch": conditions.batch,
-        "threads": conditions.threads,
-        "channels_last": conditions.channels_last,
-        "fold": conditions.fold,
-        "prediction": (
-            f"predicted, this machine ({mach['cpu']}, {mach['cores']} cores, {conditions.threads} threads, "
-            f"torch {mach['torch']})"
-        ),
-        "machine": mach,
-        "objective": objective,
-        "constraints": list(constraints),
-        "interactions": (
-            "each choice priced as it runs alone: a folded fast HetConv with its residue copies in and out "
-            "(layers of equal P next to each other skip them: 'hetcalc latency --plan' prices that)"
-        ),
-        "chosen": {**_totals(result.chosen, standard), "layers": choices},
-        "uniform": uniform,
-        "front": [{"flops": p.flops, "params": p.params, "ms": p.ms} for p in result.front],
-        "plan": plan.to_dict(),
-    }
-
-
-def _bench_key(key: str, impl: str) -> str | None:
-    """The name 'hetcalc bench --model' gives the uniform variant ``key`` (to match measured points)."""
-    if key.startswith("P"):
-        return f"{impl} P={key[1:]}"
-    if key.startswith("GWC"):
-        return f"gwc_pwc G={key[3:]}"
-    return {"DWC": "dwc_pwc", "standard": "standard"}.get(key)
 
 
 def render(payload: dict) -> None:

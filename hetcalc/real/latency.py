@@ -1,28 +1,32 @@
 """Predicted time of a network on this machine, from a table of its layers' measured times (torch).
 
->>> table = Table.load()                                   # ~/.cache/hetcalc, this machine and torch
 >>> model, size, name = load_model("vgg16")
->>> prediction = predict(model, size, name, plan, Conditions(batch=32, fold=True, channels_last=True), table)
+>>> spec = trace(model, size, name)
+>>> prediction = predict(model, spec, plan, Conditions(batch=32, fold=True, channels_last=True), Table.load())
 
 A network's time is predicted as the sum of its parts, as hardware-aware NAS does with latency
-lookup tables (FBNet, ProxylessNAS): each convolution a plan may replace is a ``Setting`` (what it is
-built as: kind, implementation, P or G; its shape: M, N, K, stride, input size; the ``Conditions``
-it runs in: batch, threads, channels-last, folded or not), timed once in the form the network runs
-it (``hetcalc.real.fold.inference`` with ``fold``: BatchNorm folded into it, HetConv fused) and kept
-in the table; everything else (the first convolution, 1×1 and fixed layers, pooling, activations,
-the classifier) is the network's *outside* time, measured once per model and conditions as the
-standard network's time less its clocked replaceable layers. Timing is ``hetcalc.real.timing``'s:
-each shape's settings run in the same interleaved rounds as the standard convolution of that shape,
-after a warm-up; an entry keeps its median and its spread (median absolute deviation).
+lookup tables (FBNet, ProxylessNAS). Each convolution a plan may replace is a ``Setting`` (what it
+is built as: kind, implementation, P or G; its shape: M, N, K, stride, input size; the
+``Conditions`` it runs in: batch, threads, channels-last, folded or not), timed once in the form
+the network runs it (``hetcalc.real.fold.inference`` with ``fold``: BatchNorm folded into it,
+HetConv fused) in the same paired, interleaved rounds as the standard convolution of its shape
+(``hetcalc.real.timing``), and kept in the table as its ratio to that standard convolution, with
+the ratio's spread (median absolute deviation over the rounds). The network itself is timed once
+per model and conditions, as it runs, with a clock on each of those convolutions (``measure_context``):
+that gives each standard convolution's time in place, and the time outside them (the first
+convolution where it stays, 1×1 and fixed layers, pooling, activations, the classifier). A layer's
+predicted time is its table ratio times its standard convolution's time in place; the network's,
+the outside time plus its layers'.
 
 Interactions: a folded ``fast`` HetConv skips the copy into residue order when the layer before it
 hands its output over in residue order, and the copy back when the layer after it takes it so
 (``hetcalc.real.fold``): its ``Setting`` carries ``gather``/``scatter``, read from the folded
-network the plan builds. Every other choice is independent of its neighbours.
+network the plan builds (``residue_flags``). Every other choice is independent of its neighbours.
 
 The table is a JSON file per machine (CPU model, cores) and torch version, in ``cache_dir()``
 (``$HETCALC_CACHE`` or ``~/.cache/hetcalc``); a file that does not parse, is of another format, or
-was written for another machine or torch is set aside and rebuilt, never trusted.
+was written for another machine or torch is set aside and rebuilt, never trusted (``Table.rebuilt``
+says why).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from .layers import build_layer
 from .timing import clocked, machine, median, time_layers, using_threads
 
 FORMAT = "hetcalc-latency"
-VERSION = 1
+VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -198,11 +202,6 @@ def _spread(samples: list[float]) -> float:
     return statistics.median(abs(s - middle) for s in samples)
 
 
-def _standard_scale(entry: dict | None, reference: list[float]) -> float:
-    """The milliseconds one unit of the standard convolution's time stands for: its stored time, else this run's."""
-    return entry["ms"] if entry is not None else median(reference) * 1e3
-
-
 def fill(
     table: Table,
     settings: Iterable[Setting],
@@ -212,9 +211,10 @@ def fill(
 ) -> int:
     """Time every setting the table lacks; returns how many entries were timed. The table is saved after each shape.
 
-    Each shape's settings run in one interleaved run with that shape's standard convolution, and are
-    kept as their paired ratio to it times the standard's stored time: entries timed at different
-    moments stay on one scale, and machine noise between runs cancels in the ratio.
+    Each shape's settings run in one interleaved run with that shape's standard convolution; an entry
+    keeps its time alone (``ms``) and its paired ratio to that standard (``ratio``, with its ``spread``,
+    the median absolute deviation over rounds): the ratio is what a prediction uses, scaled by the
+    standard layer's time in the network (``measure_context``), and machine noise cancels in it.
     """
     conditions = conditions.resolved()
     missing: dict[tuple, dict[str, Setting]] = {}
@@ -233,14 +233,14 @@ def fill(
             x = torch.randn(conditions.batch, first.M, first.H, first.W).contiguous(memory_format=layout)
             samples = time_layers(modules, x, "cpu", repeats, 0.0)
             reference = next(iter(samples.values()))
-            scale = _standard_scale(table.get(next(iter(runs))), reference)
             for key, values in samples.items():
-                if key in table.entries and key not in group:
-                    continue  # the standard of this shape keeps the time its entries are scaled to
-                paired = [v / r * scale for v, r in zip(values, reference)]  # ms, in the standard's scale
-                if values is reference:  # the standard itself: its own time and spread
-                    paired = [v * 1e3 for v in values]
-                table.entries[key] = {"ms": median(paired), "spread": _spread(paired), "rounds": len(values)}
+                ratios = [v / r for v, r in zip(values, reference)]
+                table.entries[key] = {
+                    "ms": median(values) * 1e3,
+                    "ratio": median(ratios),
+                    "spread": _spread(ratios),
+                    "rounds": len(values),
+                }
             timed += len(group)
             table.save()
     return timed
@@ -297,18 +297,25 @@ def residue_flags(model: nn.Module, plan: Plan, conditions: Conditions) -> dict[
     }
 
 
-def outside_key(spec: ModelSpec, conditions: Conditions) -> str:
-    """The table key of a model's outside time: its name, a digest of its records, the conditions."""
+def context_key(spec: ModelSpec, conditions: Conditions) -> str:
+    """The table key of a model's context (``measure_context``): its name, a digest of its records, the conditions."""
     digest = hashlib.sha256(repr(spec.layers).encode()).hexdigest()[:16]
-    return f"outside:{spec.name}:{digest}/{conditions.key()}"
+    return f"context:{spec.name}:{digest}/{conditions.key()}"
 
 
-def measure_outside(
+def measure_context(
     model: nn.Module, spec: ModelSpec, conditions: Conditions, table: Table, rounds: int = 5
 ) -> dict:
-    """The standard network's time less its priced convolutions' (clocked in it), once per model and conditions."""
+    """The standard network as it runs, once per model and conditions: its time (``network_ms``, timed without
+    clocks), each priced convolution's time in it (``layers``, by module: rounds with a clock on each),
+    and the time outside them (``ms``: the network's less its layers'; ``spread``: the network's).
+
+    A prediction scales each layer's table ratio by its standard convolution's time here: the
+    table says how much faster a choice is than the standard convolution of its shape, the network
+    says how long that convolution takes where it runs.
+    """
     conditions = conditions.resolved()
-    key = outside_key(spec, conditions)
+    key = context_key(spec, conditions)
     if table.get(key) is None:
         from .bench_model import prepare
 
@@ -317,17 +324,25 @@ def measure_outside(
         x = torch.randn(conditions.batch, *spec.input).contiguous(memory_format=layout)
         names = list(dict.fromkeys(module_name(layer) for layer in priced(spec)))
         with using_threads(conditions.threads), torch.inference_mode():
-            network(x)  # warm-up
-            totals, layers = clocked({"standard": network}, x, rounds, {"standard": names})["standard"]
-        outside = [t - sum(layers[n][i] for n in layers) for i, t in enumerate(totals)]
+            totals = time_layers({"standard": network}, x, "cpu", rounds, 0.0)["standard"]  # no clocks
+            _, layers = clocked({"standard": network}, x, rounds, {"standard": names})["standard"]
+        inside = {name: median(times) * 1e3 for name, times in layers.items()}
         table.entries[key] = {
-            "ms": median(outside) * 1e3,
-            "spread": _spread(outside) * 1e3,
+            "ms": median(totals) * 1e3 - sum(inside.values()),
+            "spread": _spread(totals) * 1e3,
             "rounds": rounds,
             "network_ms": median(totals) * 1e3,
+            "layers": inside,
         }
         table.save()
     return table.entries[key]
+
+
+def in_context(spec: ModelSpec, context: dict, layer: Conv) -> float:
+    """The standard convolution's time of one call of ``layer`` in the network (its module's, per call)."""
+    name = module_name(layer)
+    calls = sum(1 for r in spec.layers if isinstance(r, Conv) and module_name(r) == name)
+    return context["layers"][name] / calls
 
 
 @dataclass
@@ -366,20 +381,22 @@ def settings_for(spec: ModelSpec, plan: Plan, flags: dict | None = None) -> list
 
 
 def estimate(
-    spec: ModelSpec, plan: Plan, conditions: Conditions, table: Table, outside: dict, flags=None
+    spec: ModelSpec, plan: Plan, conditions: Conditions, table: Table, context: dict, flags=None
 ) -> Prediction:
-    """The prediction of ``plan`` from a filled table (every setting of ``settings_for`` in it)."""
+    """The prediction of ``plan`` from a filled table (every setting of ``settings_for``) and the network's
+    ``context`` (``measure_context``): each layer, its table ratio times its standard convolution's time there."""
     conditions = conditions.resolved()
     built = {r.name: r for r in apply(spec, plan).layers if isinstance(r, Conv)}
-    rows, total, standard, spreads = [], outside["ms"], outside["ms"], [outside["spread"]]
+    rows, total, standard, spreads = [], context["ms"], context["ms"], [context["spread"]]
     for layer in priced(spec):
         name = module_name(layer)
         setting = setting_of(layer, plan.get(name), (flags or {}).get(name, (True, True)))
-        entry, base = table.get(setting.key(conditions)), table.get(setting.standard().key(conditions))
-        if entry is None or base is None:
+        entry = table.get(setting.key(conditions))
+        if entry is None:
             raise InvalidInput(
                 "plan", f"{layer.name}: no time for {setting.key(conditions)} (fill the table first)"
             )
+        base = in_context(spec, context, layer)
         record = built[layer.name]
         rows.append(
             {
@@ -389,20 +406,20 @@ def estimate(
                 "P": record.P,
                 "G": record.G,
                 "flops": conventions.measure(record, "exact")[0],
-                "ms": entry["ms"],
-                "spread": entry["spread"],
-                "standard_ms": base["ms"],
+                "ms": entry["ratio"] * base,
+                "spread": entry["spread"] * base,
+                "standard_ms": base,
             }
         )
-        total, standard = total + entry["ms"], standard + base["ms"]
-        spreads.append(entry["spread"])
+        total, standard = total + entry["ratio"] * base, standard + base
+        spreads.append(entry["spread"] * base)
     counted = conventions_totals(spec, plan)
     return Prediction(
         spec.name,
         conditions,
         rows,
-        outside["ms"],
-        outside["spread"],
+        context["ms"],
+        context["spread"],
         total,
         standard,
         counted[0],
@@ -430,12 +447,12 @@ def predict(
     repeats: int = 5,
     progress: Callable[[Iterable], Iterable] | None = None,
 ) -> Prediction:
-    """Fill what ``plan`` needs into ``table`` (its layers' settings, the model's outside time), then estimate."""
+    """Fill what ``plan`` needs into ``table`` (its layers' settings, the model's context), then estimate."""
     conditions = conditions.resolved()
     flags = residue_flags(model, plan, conditions)
     fill(table, settings_for(spec, plan, flags), conditions, repeats, progress)
-    outside = measure_outside(model, spec, conditions, table, repeats)
-    return estimate(spec, plan, conditions, table, outside, flags)
+    context = measure_context(model, spec, conditions, table, repeats)
+    return estimate(spec, plan, conditions, table, context, flags)
 
 
 def to_dict(prediction: Prediction) -> dict:
@@ -524,7 +541,7 @@ class Space:
     base: object
     references: dict
     standard: object
-    outside: dict
+    context: dict
 
 
 def space(
@@ -575,11 +592,14 @@ def space(
     settings = [setting_of(r, d) for name in names for d in choices[name] for r in calls[name]]
     settings += [setting_of(r, None) for r in priced(spec)]
     fill(table, settings, conditions, repeats, progress)
-    outside = measure_outside(model, spec, conditions, table, repeats)
+    context = measure_context(model, spec, conditions, table, repeats)
 
     def ms(record, decision) -> tuple[float, float]:
-        entry = table.get(setting_of(record, decision).key(conditions))
-        return entry["ms"], entry["spread"]
+        entry, base = (
+            table.get(setting_of(record, decision).key(conditions)),
+            in_context(spec, context, record),
+        )
+        return entry["ratio"] * base, entry["spread"] * base
 
     layers = []
     for name in names:
@@ -599,7 +619,7 @@ def space(
             )
         layers.append(options)
     whole = conventions_totals(spec, derive(spec, "standard"))
-    fixed_ms = outside["ms"] + math.fsum(ms(r, None)[0] for r in priced(spec) if module_name(r) not in calls)
+    fixed_ms = context["ms"] + math.fsum(ms(r, None)[0] for r in priced(spec) if module_name(r) not in calls)
     base = Totals(
         whole[1] - sum(options[0].flops for options in layers),
         whole[2] - sum(options[0].params for options in layers),
@@ -616,7 +636,7 @@ def space(
             for options in layers
         )
         references[label] = plan_totals(layers, base, picks)
-    return Space(names, layers, base, references, references["standard"], outside)
+    return Space(names, layers, base, references, references["standard"], context)
 
 
 def plan_of(spec: ModelSpec, found: Space, picks, keep_first: bool = True) -> Plan:
@@ -633,3 +653,119 @@ def plan_of(spec: ModelSpec, found: Space, picks, keep_first: bool = True) -> Pl
             reason = kinds.kept(layer.spec, "standard", first=keep_first and i == 0, fixed=layer.fixed)
             decisions.append(Decision(layer.name, keep=reason or "kept by the search"))
     return Plan(spec.name, tuple(spec.input), tuple(decisions), "plan")
+
+
+# What the commands and the API return.
+
+
+def run_latency(
+    model: nn.Module,
+    spec: ModelSpec,
+    plan: Plan,
+    conditions: Conditions,
+    table: Table,
+    *,
+    check: bool = True,
+    repeats: int = 5,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> dict:
+    """``hetcalc latency``'s JSON: the prediction of ``plan`` and, with ``check``, the standard network and the
+    plan's measured in the same run (``measured``: ms, speedup, and the prediction's errors in %)."""
+    prediction = predict(model, spec, plan, conditions, table, repeats=repeats, progress=progress)
+    result = to_dict(prediction)
+    result.update(
+        input=list(spec.input), plan=plan.to_dict(), cache=str(table.path), cache_rebuilt=table.rebuilt
+    )
+    if check:
+        measured = measure(model, spec, {"plan": plan}, conditions, repeats)
+        result["measured"] = {
+            "ms": measured["plan"]["ms"],
+            "standard_ms": measured["standard"]["ms"],
+            "speedup": measured["plan"]["speedup"],
+            "error_pct": 100 * (prediction.predicted_ms / measured["plan"]["ms"] - 1),
+            "speedup_error_pct": 100 * (prediction.predicted_speedup / measured["plan"]["speedup"] - 1),
+        }
+    return result
+
+
+def run_search(
+    model: nn.Module,
+    spec: ModelSpec,
+    conditions: Conditions,
+    table: Table,
+    objective: str = "latency",
+    constraints=(),
+    Ps=(2, 4, 8, 16, 32),
+    Gs=(),
+    dwc: bool = False,
+    impl: str = "grouped_sum",
+    keep_first: bool = False,
+    repeats: int = 5,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> tuple[dict, Plan]:
+    """``hetcalc search``'s JSON and the chosen plan: the exact best plan for ``objective`` under ``constraints``
+    over the options of ``space``, the latency/FLOPs front, and each uniform variant's predicted totals."""
+    from ..core.search import search
+
+    conditions = conditions.resolved()
+    found = space(model, spec, conditions, table, Ps, Gs, dwc, impl, keep_first, repeats, progress)
+    result = search(found.layers, found.base, objective, constraints, found.references)
+    plan = plan_of(spec, found, result.chosen.picks, keep_first)
+    return _search_payload(
+        spec.name, spec.input, conditions, objective, constraints, found, result, plan, impl
+    ), plan
+
+
+def _totals(point, standard) -> dict:
+    return {
+        "flops": point.flops,
+        "params": point.params,
+        "ms": point.ms,
+        "predicted_speedup": standard.ms / point.ms,
+        "flops_speedup": standard.flops / point.flops,
+    }
+
+
+def _search_payload(label, size, conditions, objective, constraints, found, result, plan, impl) -> dict:
+    mach = machine()
+    standard = found.standard
+    uniform = [
+        {"name": key, "bench": _bench_key(key, impl), **_totals(totals, standard)}
+        for key, totals in found.references.items()
+    ]
+    choices = [
+        {"name": n, "choice": options[i].choice.title(), "flops": options[i].flops, "ms": options[i].ms}
+        for n, options, i in zip(found.names, found.layers, result.chosen.picks)
+    ]
+    return {
+        "model": label,
+        "input": list(size),
+        "batch": conditions.batch,
+        "threads": conditions.threads,
+        "channels_last": conditions.channels_last,
+        "fold": conditions.fold,
+        "prediction": (
+            f"predicted, this machine ({mach['cpu']}, {mach['cores']} cores, {conditions.threads} threads, "
+            f"torch {mach['torch']})"
+        ),
+        "machine": mach,
+        "objective": objective,
+        "constraints": list(constraints),
+        "interactions": (
+            "each choice priced as it runs alone: a folded fast HetConv with its residue copies in and out "
+            "(layers of equal P next to each other skip them: 'hetcalc latency --plan' prices that)"
+        ),
+        "chosen": {**_totals(result.chosen, standard), "layers": choices},
+        "uniform": uniform,
+        "front": [{"flops": p.flops, "params": p.params, "ms": p.ms} for p in result.front],
+        "plan": plan.to_dict(),
+    }
+
+
+def _bench_key(key: str, impl: str) -> str | None:
+    """The name 'hetcalc bench --model' gives the uniform variant ``key`` (to match measured points)."""
+    if key.startswith("P"):
+        return f"{impl} P={key[1:]}"
+    if key.startswith("GWC"):
+        return f"gwc_pwc G={key[3:]}"
+    return {"DWC": "dwc_pwc", "standard": "standard"}.get(key)
