@@ -5,18 +5,18 @@
 >>> prediction = predict(model, spec, plan, Conditions(batch=32, fold=True, channels_last=True), Table.load())
 
 A network's time is predicted as the sum of its parts, as hardware-aware NAS does with latency
-lookup tables (FBNet, ProxylessNAS). Each convolution a plan may replace is a ``Setting`` (what it
-is built as: kind, implementation, P or G; its shape: M, N, K, stride, input size; the
-``Conditions`` it runs in: batch, threads, channels-last, folded or not), timed once in the form
-the network runs it (``hetcalc.real.fold.inference`` with ``fold``: BatchNorm folded into it,
-HetConv fused) in the same paired, interleaved rounds as the standard convolution of its shape
-(``hetcalc.real.timing``), and kept in the table as its ratio to that standard convolution, with
-the ratio's spread (median absolute deviation over the rounds). The network itself is timed once
-per model and conditions, as it runs, with a clock on each of those convolutions (``measure_context``):
-that gives each standard convolution's time in place, and the time outside them (the first
-convolution where it stays, 1×1 and fixed layers, pooling, activations, the classifier). A layer's
-predicted time is its table ratio times its standard convolution's time in place; the network's,
-the outside time plus its layers'.
+lookup tables (FBNet, ProxylessNAS). Each convolution a plan may replace is a ``Setting``: what it
+is built as (kind, implementation, P or G), its shape (M, N, K, stride, input size) and the
+``Conditions`` it runs in (batch, threads, channels-last, folded or not). A setting is timed once,
+in the context the model runs it: the uniform plan of its choice is built and prepared as ``bench
+--model`` prepares it (``hetcalc.real.fold.inference`` with ``fold``) and run with a clock on each
+of these convolutions, in the same paired, interleaved rounds as the standard network
+(``hetcalc.real.timing``); the table keeps each layer's time over the standard layer's in the same
+round (the median ratio, and its median absolute deviation as the spread). The standard network's
+own clocks give each standard convolution's time in place, and the time outside them (the first
+convolution where it stays, 1×1 and fixed layers, pooling, activations, the classifier): the
+model's *context*, timed once per model and conditions. A layer's predicted time is its ratio times
+its standard convolution's time in place; the network's, the outside time plus its layers'.
 
 Interactions: a folded ``fast`` HetConv skips the copy into residue order when the layer before it
 hands its output over in residue order, and the copy back when the layer after it takes it so
@@ -52,7 +52,7 @@ from .layers import build_layer
 from .timing import clocked, machine, median, time_layers, using_threads
 
 FORMAT = "hetcalc-latency"
-VERSION = 2
+VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -202,19 +202,11 @@ def _spread(samples: list[float]) -> float:
     return statistics.median(abs(s - middle) for s in samples)
 
 
-def fill(
-    table: Table,
-    settings: Iterable[Setting],
-    conditions: Conditions,
-    repeats: int = 5,
-    progress: Callable[[Iterable], Iterable] | None = None,
-) -> int:
-    """Time every setting the table lacks; returns how many entries were timed. The table is saved after each shape.
+def fill_alone(table: Table, settings: Iterable[Setting], conditions: Conditions, repeats: int = 5) -> int:
+    """Time every setting the table lacks on its own (a setting no uniform network holds); returns how many.
 
     Each shape's settings run in one interleaved run with that shape's standard convolution; an entry
-    keeps its time alone (``ms``) and its paired ratio to that standard (``ratio``, with its ``spread``,
-    the median absolute deviation over rounds): the ratio is what a prediction uses, scaled by the
-    standard layer's time in the network (``measure_context``), and machine noise cancels in it.
+    keeps its time (``ms``) and its paired ratio to that standard (``ratio``, with its ``spread``).
     """
     conditions = conditions.resolved()
     missing: dict[tuple, dict[str, Setting]] = {}
@@ -222,9 +214,8 @@ def fill(
         if table.get(setting.key(conditions)) is None:
             missing.setdefault(setting.shape(), {})[setting.key(conditions)] = setting
     timed = 0
-    groups = list(missing.values())
     with using_threads(conditions.threads), torch.inference_mode():
-        for group in progress(groups) if progress else groups:
+        for group in missing.values():
             first = next(iter(group.values()))
             runs = {first.standard().key(conditions): first.standard(), **group}
             torch.manual_seed(0)
@@ -240,6 +231,7 @@ def fill(
                     "ratio": median(ratios),
                     "spread": _spread(ratios),
                     "rounds": len(values),
+                    "timed": "alone",
                 }
             timed += len(group)
             table.save()
@@ -287,55 +279,100 @@ def residue_flags(model: nn.Module, plan: Plan, conditions: Conditions) -> dict[
     """(gather, scatter) of each folded fast HetConv the plan builds, as ``hetcalc.real.fold`` arranges them."""
     if not conditions.fold or not any(d.impl == "fast" for d in plan.replaced()):
         return {}
-    from .fold import FusedHetConv, inference
+    from .fold import inference
 
-    folded = inference(convert(model, plan), channels_last=conditions.channels_last)
-    return {
-        name: (module.gather, module.scatter)
-        for name, module in folded.named_modules()
-        if isinstance(module, FusedHetConv) and module.impl == "fast"
-    }
+    return _fused_flags(inference(convert(model, plan), channels_last=conditions.channels_last))
 
 
 def context_key(spec: ModelSpec, conditions: Conditions) -> str:
-    """The table key of a model's context (``measure_context``): its name, a digest of its records, the conditions."""
+    """The table key of a model's context (``fill``): its name, a digest of its records, the conditions."""
     digest = hashlib.sha256(repr(spec.layers).encode()).hexdigest()[:16]
     return f"context:{spec.name}:{digest}/{conditions.key()}"
 
 
-def measure_context(
-    model: nn.Module, spec: ModelSpec, conditions: Conditions, table: Table, rounds: int = 5
+def fill(
+    model: nn.Module,
+    spec: ModelSpec,
+    settings: Iterable[Setting],
+    conditions: Conditions,
+    table: Table,
+    repeats: int = 5,
+    progress: Callable[[Iterable], Iterable] | None = None,
 ) -> dict:
-    """The standard network as it runs, once per model and conditions: its time (``network_ms``, timed without
-    clocks), each priced convolution's time in it (``layers``, by module: rounds with a clock on each),
-    and the time outside them (``ms``: the network's less its layers'; ``spread``: the network's).
+    """Time what the table lacks of ``settings`` and of the model's context; returns the context.
 
-    A prediction scales each layer's table ratio by its standard convolution's time here: the
-    table says how much faster a choice is than the standard convolution of its shape, the network
-    says how long that convolution takes where it runs.
+    In the network: for each choice (kind, implementation, P or G) a missing setting asks for, the
+    uniform plan of that choice is built, prepared as ``bench --model`` prepares it, and run with a
+    clock on every priced convolution in the same interleaved rounds as the standard network; each
+    layer's entry is its time there over the standard layer's in the same round (the median ratio,
+    and its median absolute deviation as ``spread``). The context, once per model and conditions:
+    each priced layer's time in the standard network (``layers``, by module), the rest (``ms``), both
+    from the clocked rounds, and ``clock``: the network's time without clocks (``network_ms``) over
+    its time with them, which takes the clocks' own cost back out of a prediction. Settings no
+    uniform network holds (a fast HetConv whose neighbours differ) are timed alone (``fill_alone``).
+    The table is saved at the end.
     """
-    conditions = conditions.resolved()
-    key = context_key(spec, conditions)
-    if table.get(key) is None:
-        from .bench_model import prepare
+    from .bench_model import prepare
 
-        network = prepare(model, conditions.fold, conditions.channels_last)
-        layout = torch.channels_last if conditions.channels_last else torch.contiguous_format
-        x = torch.randn(conditions.batch, *spec.input).contiguous(memory_format=layout)
-        names = list(dict.fromkeys(module_name(layer) for layer in priced(spec)))
-        with using_threads(conditions.threads), torch.inference_mode():
-            totals = time_layers({"standard": network}, x, "cpu", rounds, 0.0)["standard"]  # no clocks
-            _, layers = clocked({"standard": network}, x, rounds, {"standard": names})["standard"]
-        inside = {name: median(times) * 1e3 for name, times in layers.items()}
+    conditions = conditions.resolved()
+    missing = {s.key(conditions): s for s in settings if table.get(s.key(conditions)) is None}
+    key = context_key(spec, conditions)
+    if not missing and table.get(key) is not None:
+        return table.entries[key]
+    choices = sorted({(s.kind, s.impl or "", s.value or 0) for s in missing.values() if s.kind != "standard"})
+    plans = {"standard": derive(spec, "standard")}
+    plans.update({f"{k} {i} {v}": uniform(spec, k, v or None, i or "exact") for k, i, v in choices})
+    networks = {}
+    for name in progress(list(plans)) if progress else plans:
+        built = model if name == "standard" else convert(model, plans[name])
+        networks[name] = prepare(built, conditions.fold, conditions.channels_last)
+    layout = torch.channels_last if conditions.channels_last else torch.contiguous_format
+    x = torch.randn(conditions.batch, *spec.input).contiguous(memory_format=layout)
+    names = list(dict.fromkeys(module_name(layer) for layer in priced(spec)))
+    with using_threads(conditions.threads), torch.inference_mode():
+        totals = time_layers({"standard": networks["standard"]}, x, "cpu", repeats, 0.0)["standard"]
+        clocks = clocked(networks, x, repeats, {name: names for name in networks})
+    clocked_totals, standard = clocks["standard"]
+    if table.get(key) is None:
+        outside = [
+            total - sum(times[i] for times in standard.values()) for i, total in enumerate(clocked_totals)
+        ]
         table.entries[key] = {
-            "ms": median(totals) * 1e3 - sum(inside.values()),
-            "spread": _spread(totals) * 1e3,
-            "rounds": rounds,
+            "ms": median(outside) * 1e3,
+            "spread": _spread(outside) * 1e3,
+            "rounds": repeats,
+            "layers": {name: median(times) * 1e3 for name, times in standard.items()},
             "network_ms": median(totals) * 1e3,
-            "layers": inside,
+            "clock": median(totals) / median(clocked_totals),
         }
-        table.save()
+    for name, plan in plans.items():
+        flags = _fused_flags(networks[name]) if conditions.fold else {}
+        for layer in priced(spec):
+            module = module_name(layer)
+            setting = setting_of(layer, plan.get(module), flags.get(module, (True, True)))
+            if setting.key(conditions) in missing and setting.key(conditions) not in table.entries:
+                ratios = [t / s for t, s in zip(clocks[name][1][module], standard[module])]
+                table.entries[setting.key(conditions)] = {
+                    "ms": median(clocks[name][1][module]) * 1e3,
+                    "ratio": median(ratios),
+                    "spread": _spread(ratios),
+                    "rounds": len(ratios),
+                    "timed": "in the network",
+                }
+    fill_alone(table, [s for k, s in missing.items() if k not in table.entries], conditions, repeats)
+    table.save()
     return table.entries[key]
+
+
+def _fused_flags(network: nn.Module) -> dict[str, tuple[bool, bool]]:
+    """(gather, scatter) of every fused fast HetConv of a prepared network, by name."""
+    from .fold import FusedHetConv
+
+    return {
+        name: (module.gather, module.scatter)
+        for name, module in network.named_modules()
+        if isinstance(module, FusedHetConv) and module.impl == "fast"
+    }
 
 
 def in_context(spec: ModelSpec, context: dict, layer: Conv) -> float:
@@ -384,10 +421,11 @@ def estimate(
     spec: ModelSpec, plan: Plan, conditions: Conditions, table: Table, context: dict, flags=None
 ) -> Prediction:
     """The prediction of ``plan`` from a filled table (every setting of ``settings_for``) and the network's
-    ``context`` (``measure_context``): each layer, its table ratio times its standard convolution's time there."""
+    ``context`` (``fill``): each layer, its table ratio times its standard convolution's time there."""
     conditions = conditions.resolved()
     built = {r.name: r for r in apply(spec, plan).layers if isinstance(r, Conv)}
-    rows, total, standard, spreads = [], context["ms"], context["ms"], [context["spread"]]
+    outside = context["ms"] * context["clock"]
+    rows, total, standard, spreads = [], outside, outside, [context["spread"]]
     for layer in priced(spec):
         name = module_name(layer)
         setting = setting_of(layer, plan.get(name), (flags or {}).get(name, (True, True)))
@@ -396,7 +434,7 @@ def estimate(
             raise InvalidInput(
                 "plan", f"{layer.name}: no time for {setting.key(conditions)} (fill the table first)"
             )
-        base = in_context(spec, context, layer)
+        base = in_context(spec, context, layer) * context["clock"]
         record = built[layer.name]
         rows.append(
             {
@@ -418,7 +456,7 @@ def estimate(
         spec.name,
         conditions,
         rows,
-        context["ms"],
+        outside,
         context["spread"],
         total,
         standard,
@@ -450,8 +488,7 @@ def predict(
     """Fill what ``plan`` needs into ``table`` (its layers' settings, the model's context), then estimate."""
     conditions = conditions.resolved()
     flags = residue_flags(model, plan, conditions)
-    fill(table, settings_for(spec, plan, flags), conditions, repeats, progress)
-    context = measure_context(model, spec, conditions, table, repeats)
+    context = fill(model, spec, settings_for(spec, plan, flags), conditions, table, repeats, progress)
     return estimate(spec, plan, conditions, table, context, flags)
 
 
@@ -591,14 +628,11 @@ def space(
         raise InvalidInput("P", "no P, G or DWC fits any replaceable layer of this model: nothing to search")
     settings = [setting_of(r, d) for name in names for d in choices[name] for r in calls[name]]
     settings += [setting_of(r, None) for r in priced(spec)]
-    fill(table, settings, conditions, repeats, progress)
-    context = measure_context(model, spec, conditions, table, repeats)
+    context = fill(model, spec, settings, conditions, table, repeats, progress)
 
     def ms(record, decision) -> tuple[float, float]:
-        entry, base = (
-            table.get(setting_of(record, decision).key(conditions)),
-            in_context(spec, context, record),
-        )
+        entry = table.get(setting_of(record, decision).key(conditions))
+        base = in_context(spec, context, record) * context["clock"]
         return entry["ratio"] * base, entry["spread"] * base
 
     layers = []
@@ -619,7 +653,9 @@ def space(
             )
         layers.append(options)
     whole = conventions_totals(spec, derive(spec, "standard"))
-    fixed_ms = context["ms"] + math.fsum(ms(r, None)[0] for r in priced(spec) if module_name(r) not in calls)
+    fixed_ms = context["ms"] * context["clock"] + math.fsum(
+        ms(r, None)[0] for r in priced(spec) if module_name(r) not in calls
+    )
     base = Totals(
         whole[1] - sum(options[0].flops for options in layers),
         whole[2] - sum(options[0].params for options in layers),
