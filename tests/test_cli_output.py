@@ -88,14 +88,24 @@ COMMANDS = {
     "bench": ["bench", *TINY_BENCH],
     "bench model": ["bench", "--model", "vgg16", "--P", "2,4", "--impl", "fast,exact", "--gwc", "2", "--dwc"],
     "table": ["table", "vgg16", "P1", "P4", "PC", "GWC4_PWC", "DWC_PWC", "P4_SE", "P32_SE"],
+    "latency": ["latency", "vgg16", "--P", "8"],
+    "search": ["search", "vgg16", "--constraint", "flops>=P4", "--gwc", "2", "--dwc"],
 }
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 DATA = Path(__file__).resolve().parent / "data"
 STORED = {
     "bench": ("hetcalc.real.bench.run", "bench_layer.json"),
     "bench model": ("hetcalc.cli.bench.bench_model", "bench_model.json"),
+    "latency": ("hetcalc.real.latency.run_latency", "latency.json"),
+    "search": ("hetcalc.real.latency.run_search", "search.json"),
 }
 """Timing commands render a stored result of a real run (tests/data, written by the same command with --json)."""
+
+
+class _Empty:
+    """A latency table with nothing in it, that is never written."""
+
+    rebuilt, path = "", None
 
 
 @pytest.mark.parametrize("terminal", [False, True], ids=["piped", "terminal"])
@@ -107,7 +117,14 @@ def test_every_table_fits(command, width, terminal, mask_file, verify_rows, monk
         monkeypatch.setattr("hetcalc.real.verify.run", lambda cases, progress: verify_rows)
     if command in STORED:  # rendering is tested, not timing: the stored result of a real run
         function, file = STORED[command]
-        monkeypatch.setattr(function, lambda *args, **options: json.loads((DATA / file).read_text()))
+        stored = json.loads((DATA / file).read_text())
+        if command == "search":  # run_search returns the JSON and the plan
+            from hetcalc.core.plan import Plan
+
+            stored = (stored, Plan.from_dict(stored["plan"]))
+        if command in ("latency", "search"):  # the model is loaded and traced, not timed
+            monkeypatch.setattr("hetcalc.real.latency.Table.load", lambda folder=None: _Empty())
+        monkeypatch.setattr(function, lambda *args, **options: stored)
     args = [str(mask_file) if a is None else a for a in COMMANDS[command]]
     env = {"COLUMNS": str(width), "TTY_COMPATIBLE": "1" if terminal else "0", "TTY_INTERACTIVE": "0"}
     result = run(*args, env=env)

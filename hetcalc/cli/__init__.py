@@ -72,7 +72,9 @@ def speaking_in_flags(command: click.Command) -> click.Command:
         try:
             return invoke(ctx)
         except InvalidInput as error:
-            flags = {p.name: p.opts[0] for p in command.params if isinstance(p, click.Option)}
+            options = [p for p in command.params if isinstance(p, click.Option)]
+            flags = {opt.lstrip("-").replace("-", "_"): opt for p in options for opt in p.opts}
+            flags.update({p.name: p.opts[0] for p in options})  # the parameter's own name first
             if error.parameter not in flags:
                 raise
             raise InvalidInput(flags[error.parameter], error.reason) from None

@@ -331,6 +331,8 @@ def model_table(result: dict, width: int | None = None):
         "cost model's exact MACs of the standard network over the converted one's (per image); realised = "
         "speedup / FLOPs speedup."
     )
+    notes = dict.fromkeys(f"{r['label']}: {r['note']}" for r in result["rows"] if r.get("note"))
+    caption += "".join(f" Note: {note}." for note in notes)
     return fitted(_setup(result), columns, body, caption, width=width)
 
 

@@ -34,7 +34,7 @@ from .options import json_option, module_options
 )
 @click.option(
     "--constraint",
-    "constraints",
+    "constraint",
     multiple=True,
     metavar="TEXT",
     help="A bound, repeatable: 'flops>=P4', 'latency<=P8', 'params<=3M', 'latency<=40ms'; P4, P8, GWC2, DWC "
@@ -60,7 +60,7 @@ def search(
     impl,
     keep_first,
     objective,
-    constraints,
+    constraint,
     out,
     batch,
     threads,
@@ -100,7 +100,7 @@ def search(
         conditions,
         table,
         objective,
-        constraints,
+        constraint,
         Ps,
         Gs,
         dwc,

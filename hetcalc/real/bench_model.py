@@ -27,6 +27,10 @@ from .bench import distinct_P, known_names
 from .conversion import convert
 from .timing import clocked, machine, median, paired_speedup, time_layers, using_threads
 
+SLOW_EXACT = (
+    "exact on a channels-last input runs a matmul per image for its 1×1 taps: pathologically slow, "
+    "left out of channels-last runs unless asked for"
+)
 IMPLS = tuple(kinds.IMPLS)
 """HetConv2d's implementations, the names ``--impl`` takes (as in the layer bench)."""
 
@@ -195,6 +199,7 @@ def run_model(
                 "flops": total,
                 "replaced": len(variant.plan.replaced()),
                 "rounds": len(samples[variant.key]),
+                "note": SLOW_EXACT if variant.impl == "exact" and channels_last else "",
             }
         )
         if variant.key != "standard":
