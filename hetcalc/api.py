@@ -62,3 +62,144 @@ def model_figure(report, **options):
 
 
 save = plot.save
+
+
+# Plans, predicted time and the design search (torch: imported inside).
+
+
+def _loaded(model, input_size=None):
+    """(model on the CPU, input size, name, traced spec) of a zoo name or an nn.Module."""
+    from .real.load import input_size_of, load_model
+    from .real.trace import trace
+
+    if isinstance(model, str):
+        model, size, name = load_model(model)
+    else:
+        size, name = input_size_of(model, input_size), type(model).__name__
+    return model, size, name, trace(model, size, name)
+
+
+def plan(
+    model, variant: str = "hetconv", *, P=None, G=None, impl: str = "exact", keep_first=True, input_size=None
+):
+    """The per-layer plan (``hetcalc.core.plan.Plan``) of ``variant`` for a zoo model's records (a name; no
+    torch) or an ``nn.Module`` (traced: call order); ``plan.to_json()`` is what ``--plan FILE`` reads."""
+    from .core.plan import derive
+
+    if isinstance(model, str):
+        from .core.zoo import get_model
+
+        return derive(get_model(model), variant, P, G, impl=impl, keep_first=keep_first)
+    return derive(_loaded(model, input_size)[3], variant, P, G, impl=impl, keep_first=keep_first)
+
+
+def _conditions(batch, threads, channels_last, fold):
+    from .real.latency import Conditions
+
+    return Conditions(batch=batch, threads=threads or 0, channels_last=channels_last, fold=fold).resolved()
+
+
+def latency(
+    model,
+    plan=None,
+    *,
+    P=None,
+    G=None,
+    dwc: bool = False,
+    impl: str = "grouped_sum",
+    batch: int = 8,
+    threads: int | None = None,
+    channels_last: bool = False,
+    fold: bool = False,
+    check: bool = True,
+    repeats: int = 5,
+    cache=None,
+    input_size=None,
+):
+    """The predicted time of ``model`` (a zoo name or an nn.Module) as ``plan`` (or the variant of ``P``, ``G``,
+    ``dwc``) builds it, on this machine: a DataFrame per layer (name, kind, P, G, flops, ms, spread), the
+    totals and the same-run measurement (``check``) in ``.attrs``, as ``hetcalc latency --json``."""
+    import pandas as pd
+
+    from .core.plan import derive
+    from .real import latency as predicting
+
+    model, _, _, spec = _loaded(model, input_size)
+    variant = "gwc_pwc" if G is not None else "dwc_pwc" if dwc else "hetconv"
+    plan = plan or derive(spec, variant, P, G, impl=impl)
+    table = predicting.Table.load(cache)
+    result = predicting.run_latency(
+        model,
+        spec,
+        plan,
+        _conditions(batch, threads, channels_last, fold),
+        table,
+        check=check,
+        repeats=repeats,
+    )
+    frame = pd.DataFrame(result["layers"])
+    frame.attrs.update({k: v for k, v in result.items() if k != "layers"})
+    return frame
+
+
+class SearchResult:
+    """What ``search`` found: ``plan`` (the chosen ``Plan``), ``payload`` (``hetcalc search --json``), the front
+    and the uniform variants as DataFrames, and ``figure()`` (the Pareto front)."""
+
+    def __init__(self, payload: dict, plan):
+        self.payload, self.plan = payload, plan
+
+    @property
+    def front(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.payload["front"])
+
+    @property
+    def uniform(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.payload["uniform"])
+
+    def figure(self, measured=None):
+        return plot.pareto_figure(self.payload, measured)
+
+
+def search(
+    model,
+    *,
+    P=(2, 4, 8, 16, 32),
+    G=(),
+    dwc: bool = False,
+    impl: str = "grouped_sum",
+    objective: str = "latency",
+    constraints=(),
+    keep_first: bool = False,
+    batch: int = 8,
+    threads: int | None = None,
+    channels_last: bool = False,
+    fold: bool = False,
+    repeats: int = 5,
+    cache=None,
+    input_size=None,
+) -> SearchResult:
+    """The exact best per-layer plan of ``model`` for ``objective`` under ``constraints`` ('flops>=P4',
+    'latency<=P8', 'params<=3M'), time predicted on this machine: as ``hetcalc search``."""
+    from .real import latency as predicting
+
+    model, _, _, spec = _loaded(model, input_size)
+    payload, chosen = predicting.run_search(
+        model,
+        spec,
+        _conditions(batch, threads, channels_last, fold),
+        predicting.Table.load(cache),
+        objective,
+        constraints,
+        P,
+        G,
+        dwc,
+        impl,
+        keep_first,
+        repeats,
+    )
+    return SearchResult(payload, chosen)

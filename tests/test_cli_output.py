@@ -467,9 +467,10 @@ def test_slow_commands_show_status_only_when_interactive(monkeypatch):
 # README
 
 
-def test_readme_python_snippet_runs():
+def test_readme_python_snippet_runs(tmp_path, monkeypatch):
     from pathlib import Path
 
+    monkeypatch.setenv("HETCALC_CACHE", str(tmp_path))  # its latency table, not the user's
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     section = readme.split("## Python API", 1)[1].split("\n## ", 1)[0]
     code = re.search(r"```python\n(.*?)```", section, re.S)[1]
@@ -478,8 +479,19 @@ def test_readme_python_snippet_runs():
     assert (
         namespace["report"].flops > 0
         and namespace["small"] is not None
-        and namespace["conversion"] is not None
+        and namespace["conversion"].replaced
+        and namespace["frame"].attrs["flops"] == analyze_flops(namespace["plan"])
+        and namespace["found"].plan.replaced()
     )
+
+
+def analyze_flops(plan) -> int:
+    from hetcalc.core.analyze import analyze
+    from hetcalc.real.load import load_model
+    from hetcalc.real.trace import trace
+
+    model, size, name = load_model("vgg16")
+    return analyze(trace(model, size, name), variant="hetconv", P=8, convention="exact").flops
 
 
 def test_shell_completion():

@@ -247,3 +247,16 @@ def test_a_plan_for_another_model_or_a_layer_it_does_not_fit_is_refused():
         Plan.from_json('{"layers": []}')
     with pytest.raises(InvalidInput, match="^variant: give a plan or a variant, not both"):
         analyze("vgg16", variant="hetconv", plan=misfit)
+
+
+@pytest.mark.parametrize("name", ["vgg16", "resnet56", "resnet50"])
+def test_a_zoo_plan_names_the_built_modules(name):
+    """A plan counted from the zoo's records is the plan of its built module, traced: same names, same count."""
+    from hetcalc.real.build import build_model
+
+    records = get_model(name)
+    module = build_model(name)
+    spec = trace(module, records.input, name)
+    plan = derive(records, "hetconv", 4)
+    assert plan == derive(spec, "hetconv", 4)
+    assert analyze(name, plan=plan, convention="exact").flops == analyze(spec, plan=plan, convention="exact").flops

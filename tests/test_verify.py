@@ -154,3 +154,13 @@ def test_torch_is_not_imported_by_the_symbolic_core_or_the_cli():
         "assert 'torch' not in sys.modules and 'fvcore' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_help_says_how_many_rows_quick_checks():
+    """The --quick help's counts are the grid's: 56 layers (7 realisations × 8 shapes) and 3 models."""
+    from hetcalc.real import verify as checks
+
+    text = " ".join(CliRunner().invoke(cli, ["verify", "--help"]).output.split())
+    layers = len(list(checks.layer_grid(quick=True)))
+    models = len(list(checks.model_cases(quick=True)))
+    assert f"({layers} layers:" in text and (layers, models) == (56, 3) and "three models" in text

@@ -37,7 +37,7 @@ def skipped_text(row) -> str:
 @click.option(
     "--quick",
     is_flag=True,
-    help="Fewer rows (48 layers): one layer shape, D_in and bias in turn; three models.",
+    help="Fewer rows (56 layers: the seven realisations over one layer shape, D_in and bias in turn; three models).",
 )
 @click.option(
     "--models/--no-models",

@@ -34,126 +34,150 @@ class SqueezeExcite(nn.Module):
         return x * scale[:, :, None, None]
 
 
-def conv_unit(layer: Conv) -> nn.Module:
-    """The convolution of ``layer`` as built (its kind's layer), each stage followed by its BatchNorm, then SE."""
+def conv_layer(layer: Conv) -> nn.Module:
+    """The convolution of ``layer`` as built: its kind's real layer (MobileNet's own DWC+PWC block: the two
+    stages with BatchNorm and ReLU between them)."""
     M, N, K, s, bias = layer.M, layer.N, layer.K, layer.spec.stride, layer.spec.bias
-    if (
-        layer.kind == "dwc_pwc" and len(layer.norm) == 2
-    ):  # MobileNet's own block: BN + ReLU between the stages
-        modules = [
+    if layer.kind == "dwc_pwc" and len(layer.norm) == 2:
+        return nn.Sequential(
             nn.Conv2d(M, M, K, s, K // 2, groups=M, bias=bias),
             nn.BatchNorm2d(M),
             nn.ReLU(inplace=True),
             nn.Conv2d(M, N, 1, bias=bias),
-        ]
-    else:
-        kind, impl = ("hetconv", layer.impl) if layer.impl else (layer.kind, "exact")
-        modules = [build_layer(kind, M, N, K, layer.setting, stride=s, bias=bias, impl=impl, mid=layer.mid)]
-    modules += [nn.BatchNorm2d(N)] if layer.norm else []
-    modules += [SqueezeExcite(N, layer.se)] if layer.se else []
-    return nn.Sequential(*modules)
+        )
+    kind, impl = ("hetconv", layer.impl) if layer.impl else (layer.kind, "exact")
+    return build_layer(kind, M, N, K, layer.setting, stride=s, bias=bias, impl=impl, mid=layer.mid)
+
+
+def after(layer: Conv) -> nn.Module:
+    """What follows a convolution record: its BatchNorm on the output, then SE (nn.Identity for neither)."""
+    modules = [nn.BatchNorm2d(layer.N)] if layer.norm else []
+    modules += [SqueezeExcite(layer.N, layer.se)] if layer.se else []
+    return nn.Sequential(*modules) if modules else nn.Identity()
 
 
 def pooling(pool) -> nn.Module:
     return nn.MaxPool2d(pool.K, pool.stride, pool.padding)
 
 
-def classifier(layers: list[Linear]) -> nn.Sequential:
-    """Linear layers, each but the last followed by its BatchNorm1d (if any), ReLU and dropout."""
-    modules = []
-    for i, layer in enumerate(layers):
-        modules.append(nn.Linear(layer.in_features, layer.out_features, layer.bias))
-        if i < len(layers) - 1:
-            modules += [nn.BatchNorm1d(n) for n in layer.norm] + [nn.ReLU(inplace=True), nn.Dropout()]
-    return nn.Sequential(*modules)
-
-
-class VGG(nn.Module):
-    """Convs with ReLU and the spec's max-pools; adaptive average pool to the classifier's input; classifier."""
+class Network(nn.Module):
+    """A zoo network whose layers sit at their records' names (``layer1.0.conv1`` is ``model.layer1[0].conv1``),
+    so that a plan names them alike, counted from the records or traced from the module. What follows each
+    convolution (BatchNorm, SE) is in ``after``, keyed by its record's name (dots as underscores)."""
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
-        pools, features, linears = dict(spec.pools), [], []
-        for i, layer in enumerate(spec.layers):
-            if isinstance(layer, Linear):
-                linears.append(layer)
-                features += [pooling(pools[i])] if i in pools and len(linears) == 1 else []
-                continue
-            features += ([pooling(pools[i])] if i in pools else []) + [
-                conv_unit(layer),
-                nn.ReLU(inplace=True),
-            ]
-        self.features = nn.Sequential(*features)
-        side = round((linears[0].in_features // spec.convs()[-1].N) ** 0.5)
-        self.avgpool = nn.AdaptiveAvgPool2d(side)
-        self.classifier = classifier(linears)
+        self.records = [layer for layer in spec.layers if isinstance(layer, (Conv, Linear))]
+        self.after = nn.ModuleDict()
+        for layer in self.records:
+            self._place(layer.name, conv_layer(layer) if isinstance(layer, Conv) else _linear(layer))
+            if isinstance(layer, Conv):
+                self.after[_key(layer.name)] = after(layer)
 
-    def forward(self, x):
-        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+    def _place(self, name: str, module: nn.Module) -> None:
+        parent = self
+        *path, leaf = name.split(".")
+        for part in path:
+            if part not in parent._modules:
+                parent.add_module(part, nn.Module())
+            parent = parent._modules[part]
+        parent.add_module(leaf, module)
 
-
-class Block(nn.Module):
-    """A residual block: its convs (ReLU between), plus a downsample conv or an option-A shortcut."""
-
-    def __init__(self, convs: list[Conv], downsample: Conv | None):
-        super().__init__()
-        self.convs = nn.ModuleList(conv_unit(layer) for layer in convs)
-        self.downsample = conv_unit(downsample) if downsample else None
-        first, last = convs[0], convs[-1]
-        self.stride = 1 if first.D_in == last.spec.H else first.D_in // last.spec.H
-        self.pad = last.N - first.M  # option A: zero channels where the width grows
-
-    def forward(self, x):
-        y = x
-        for i, conv in enumerate(self.convs):
-            y = conv(y)
-            if i < len(self.convs) - 1:
-                y = F.relu(y)
-        if self.downsample is not None:
-            shortcut = self.downsample(x)
-        else:
-            shortcut = x[:, :, :: self.stride, :: self.stride]
-            if self.pad:
-                shortcut = F.pad(shortcut, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
-        return F.relu(y + shortcut)
+    def unit(self, layer: Conv, x):
+        """The convolution of record ``layer`` on ``x``, then its BatchNorm and SE."""
+        return self.after[_key(layer.name)](self.get_submodule(layer.name)(x))
 
 
-class ResNet(nn.Module):
-    """Stem (+ the spec's pooling), residual blocks as the records name them, global average pooling, fc."""
+def _key(name: str) -> str:
+    return name.replace(".", "_")
+
+
+def _linear(layer: Linear) -> nn.Module:
+    return nn.Linear(layer.in_features, layer.out_features, layer.bias)
+
+
+class VGG(Network):
+    """Convs with ReLU and the spec's max-pools; adaptive average pool to the classifier's input; classifier
+    (BatchNorm1d, if any, ReLU and dropout between its layers)."""
 
     def __init__(self, spec: ModelSpec):
-        super().__init__()
-        stem, *rest, fc = spec.layers
-        self.stem = nn.Sequential(conv_unit(stem), nn.ReLU(inplace=True))
+        super().__init__(spec)
+        self.pools = nn.ModuleDict({str(i): pooling(pool) for i, pool in spec.pools})
+        self.order = [
+            (str(i) if str(i) in self.pools else None, layer) for i, layer in enumerate(spec.layers)
+        ]
+        convs = [layer for layer in self.records if isinstance(layer, Conv)]
+        linears = [layer for layer in self.records if isinstance(layer, Linear)]
+        self.norms = nn.ModuleDict(
+            {_key(layer.name): nn.BatchNorm1d(n) for layer in linears[:-1] for n in layer.norm}
+        )
+        self.avgpool = nn.AdaptiveAvgPool2d(round((linears[0].in_features // convs[-1].N) ** 0.5))
+        self.dropout = nn.Dropout()
+
+    def forward(self, x):
+        flat = False
+        for pool, layer in self.order:
+            if isinstance(layer, Linear) and not flat:
+                x = torch.flatten(self.avgpool(self.pools[pool](x) if pool else x), 1)
+                flat = True
+            elif pool:
+                x = self.pools[pool](x)
+            if isinstance(layer, Conv):
+                x = F.relu(self.unit(layer, x))
+            elif isinstance(layer, Linear):
+                x = self.get_submodule(layer.name)(x)
+                if layer is not self.order[-1][1]:
+                    x = self.norms[_key(layer.name)](x) if _key(layer.name) in self.norms else x
+                    x = self.dropout(F.relu(x))
+        return x
+
+
+class ResNet(Network):
+    """Stem (+ the spec's pooling), residual blocks as the records name them (each: its convs with ReLU
+    between, plus a shortcut convolution or an option-A shortcut), global average pooling, fc."""
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__(spec)
+        self.stem, *rest, self.fc_layer = spec.layers
         self.pool = pooling(dict(spec.pools)[1]) if 1 in dict(spec.pools) else nn.Identity()
         blocks: dict[str, list[Conv]] = {}
         for layer in rest:
             blocks.setdefault(layer.block, []).append(layer)
-        self.blocks = nn.Sequential(
-            *(
-                Block([c for c in convs if not c.shortcut], next((c for c in convs if c.shortcut), None))
-                for convs in blocks.values()
-            )
-        )
-        self.fc = nn.Linear(fc.in_features, fc.out_features, fc.bias)
+        self.blocks = [
+            ([c for c in convs if not c.shortcut], next((c for c in convs if c.shortcut), None))
+            for convs in blocks.values()
+        ]
 
     def forward(self, x):
-        return self.fc(F.adaptive_avg_pool2d(self.blocks(self.pool(self.stem(x))), 1).flatten(1))
+        x = self.pool(F.relu(self.unit(self.stem, x)))
+        for convs, shortcut in self.blocks:
+            y = x
+            for i, conv in enumerate(convs):
+                y = self.unit(conv, y)
+                y = F.relu(y) if i < len(convs) - 1 else y
+            if shortcut is not None:
+                x = self.unit(shortcut, x)
+            else:  # option A: subsample, zero channels where the width grows
+                first, last = convs[0], convs[-1]
+                stride = 1 if first.D_in == last.spec.H else first.D_in // last.spec.H
+                x = x[:, :, ::stride, ::stride]
+                pad = last.N - first.M
+                x = F.pad(x, (0, 0, 0, 0, pad // 2, pad - pad // 2)) if pad else x
+            x = F.relu(y + x)
+        return self.get_submodule(self.fc_layer.name)(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
-class MobileNet(nn.Module):
+class MobileNet(Network):
     """Stem and blocks, each followed by ReLU; global average pooling; fc."""
 
     def __init__(self, spec: ModelSpec):
-        super().__init__()
-        *convs, fc = spec.layers
-        self.features = nn.Sequential(
-            *(m for layer in convs for m in (conv_unit(layer), nn.ReLU(inplace=True)))
-        )
-        self.fc = nn.Linear(fc.in_features, fc.out_features, fc.bias)
+        super().__init__(spec)
+        *self.convs, self.fc_layer = spec.layers
 
     def forward(self, x):
-        return self.fc(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
+        for layer in self.convs:
+            x = F.relu(self.unit(layer, x))
+        return self.get_submodule(self.fc_layer.name)(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
 FAMILIES = {"vgg": VGG, "resnet_cifar": ResNet, "resnet": ResNet, "mobilenet": MobileNet}
