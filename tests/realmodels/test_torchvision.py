@@ -234,13 +234,15 @@ def test_converted_model_matches_fvcore(name):
             f"{weights.meta['num_params'] / 1e6:.0f}M parameters > {CONVERSION_MAX_PARAMS // 10**6}M: not built on the CPU here"
         )
     builder = models.get_model_builder(name)
-    on_meta, decided = hetcalc.convert(build_on_meta(builder, **args), 4, return_report=True)
-    if not decided.replaced:
-        pytest.skip("convert(model, 4) replaces no Conv2d (depthwise, grouped, 1×1 or first only)")
     side = max(CONVERSION_SIDE, weights.meta["min_size"][0])
+    on_meta, decided = hetcalc.convert(
+        build_on_meta(builder, **args), P=4, input_size=(3, side, side), return_report=True
+    )
+    if not decided.replaced:
+        pytest.skip("convert(model, P=4) replaces no Conv2d (depthwise, grouped, 1×1 or first only)")
     torch.manual_seed(0)
-    converted, conversion = hetcalc.convert(builder(weights=None, **args), 4, return_report=True)
-    assert conversion.replaced == decided.replaced
+    converted, conversion = hetcalc.convert(builder(weights=None, **args), decided.plan, return_report=True)
+    assert conversion.replaced == decided.replaced  # the plan derived on meta, built on the CPU
     converted.eval()
     x = torch.randn(1, 3, side, side)
     # fvcore's handles of operators that carry no MAC (BatchNorm, LayerNorm on maxvit_t, pooling) zeroed
@@ -249,3 +251,15 @@ def test_converted_model_matches_fvcore(name):
     if by_operator.get("einsum"):
         macs += einsum_macs(on_meta, (3, side, side)) - by_operator["einsum"]
     assert exact(converted, (3, side, side)).flops == macs, by_operator
+
+
+@pytest.mark.parametrize("name,side", [("resnet18", 224), ("inception_v3", 299), ("vit_h_14", 518)])
+def test_the_input_size_is_read_from_the_weights(name, side):
+    """A torchvision builder needs no --input-size: its DEFAULT weights' transforms say the crop size."""
+    from hetcalc.real.load import default_input_size
+
+    builder = models.get_model_builder(name)
+    assert default_input_size(nn.Module(), builder) == (3, side, side)
+    if name == "resnet18":
+        spec = trace_factory(builder, None, arguments={"weights": None})
+        assert spec.input == (3, 224, 224)
