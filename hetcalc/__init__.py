@@ -1,15 +1,17 @@
 """hetcalc: exact FLOPs and parameters of heterogeneous-kernel convolutions (HetConv, LHC).
 
-The symbolic core (``hetcalc.core.spec``, ``hetcalc.core.cost``, ``hetcalc.core.report``) imports no torch.
-``hetcalc.convert`` (and ``convert_gwc``, ``convert_dwc``; from ``hetcalc.real.conversion``) load torch on
-first use; ``hetcalc.real.trace.trace`` turns any nn.Module into a model spec.
+The symbolic core (``hetcalc.core``: specs, formulas, kinds, records, plans, counting) imports no torch.
+``hetcalc.convert(model, plan)`` (and ``convert_gwc``, ``convert_dwc``; from ``hetcalc.real.conversion``)
+load torch on first use; ``hetcalc.real.trace.trace`` turns any nn.Module into a model spec;
+``hetcalc.Plan`` is a per-layer plan (``hetcalc.core.plan``).
 """
 
 from .core.cost import Cost
+from .core.plan import Plan
 from .core.spec import ConvSpec, output_size
 
 __version__ = "0.1.0"
-__all__ = ["Cost", "ConvSpec", "output_size", "__version__"]  # convert &c. stay lazy: not in *-imports
+__all__ = ["Cost", "ConvSpec", "Plan", "output_size", "__version__"]  # convert &c. stay lazy: not in *-imports
 
 _LAZY = ("convert", "convert_gwc", "convert_dwc")
 

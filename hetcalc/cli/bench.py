@@ -136,24 +136,7 @@ def bench(
         for option in LAYER_OPTIONS:
             if context.get_parameter_source(option) == ParameterSource.COMMANDLINE:
                 raise InvalidInput(f"--{option}", "applies to the layer bench, not to --model/--module")
-        result = bench_model(
-            model_name,
-            module,
-            input_size,
-            arguments,
-            P,
-            impls,
-            G,
-            dwc,
-            plan_files,
-            fold,
-            layer_rounds,
-            batch,
-            threads,
-            repeats,
-            min_time,
-            channels_last,
-        )
+        result = bench_model(**context.params)
     else:
         for option, given in (
             ("--input-size", input_size),
@@ -203,7 +186,7 @@ LAYER_OPTIONS = ("M", "N", "K", "D", "device")
 
 
 def bench_model(
-    name,
+    model_name,
     module,
     input_size,
     arguments,
@@ -219,6 +202,7 @@ def bench_model(
     repeats,
     min_time,
     channels_last,
+    **_,
 ) -> dict:
     """``hetcalc bench --model/--module``: the whole network, standard against each plan."""
     with working("preparing the models"):
@@ -229,9 +213,9 @@ def bench_model(
 
         default = benchmark.IMPLS if not (fold and channels_last) else ("fast", "grouped_sum")
         names = benchmark.parse_impls(impls) if impls is not None else list(default)
-        if name is not None:
-            refuse_module_options(name, (("--input-size", input_size), ("--arg", arguments)))
-        model, size, label = load_model(name, module, input_size, arguments)
+        if model_name is not None:
+            refuse_module_options(model_name, (("--input-size", input_size), ("--arg", arguments)))
+        model, size, label = load_model(model_name, module, input_size, arguments)
         spec = trace(model, size, label)
         plans = [(Path(f).stem, Plan.read(f)) for f in plan_files]
         Ps = "4,8" if P is None and not plans else P or ()

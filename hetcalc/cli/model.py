@@ -9,10 +9,9 @@ import click
 from ..render import Column, check_csv_path, console, fitted, print_json, si
 from ..render import write_csv as write_rows
 from .options import (
-    analysed,
     count_on_option,
+    counted,
     json_option,
-    model_source,
     module_options,
     strict_option,
     variant_options,
@@ -38,24 +37,7 @@ def write_csv(report, path: str) -> None:
 )
 @strict_option
 @json_option
-def model(
-    name,
-    module,
-    input_size,
-    arguments,
-    count_on,
-    dataset,
-    P,
-    G,
-    dwc,
-    impl,
-    plan_file,
-    se,
-    convention,
-    csv_path,
-    strict,
-    as_json,
-):
+def model(csv_path, strict, as_json, **options):
     """FLOPs and parameters of zoo model NAME (or --module) with its convolutions replaced, layer by layer.
 
     \b
@@ -79,8 +61,7 @@ def model(
     """
     if csv_path:
         check_csv_path(csv_path, "--csv")
-    source = model_source(name, module, input_size, dataset, count_on, arguments)
-    report = analysed(source, dataset, P, G, dwc, impl, plan_file, se, convention)
+    report = counted(**options)
     if csv_path:
         write_csv(report, csv_path)
     if as_json:

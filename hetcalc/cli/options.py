@@ -242,10 +242,14 @@ def model_source(name, module, input_size, dataset, count_on="meta", arguments=(
     return traced(module, input_size, count_on, arguments)
 
 
-def analysed(source, dataset, P, G, dwc, impl, plan_file, se, convention):
-    """``hetcalc.core.analyze`` of ``source`` (a zoo name or a traced spec) as the variant options ask."""
+def counted(
+    name, module, input_size, arguments, count_on, dataset, P, G, dwc, impl, plan_file, se, convention
+):
+    """The ModelReport the model and variant options ask for (``model``, ``plot model``): zoo model NAME or
+    ``--module``, counted by ``hetcalc.core.analyze`` as --P, --gwc, --dwc or --plan builds it."""
     from ..core.analyze import analyze
 
+    source = model_source(name, module, input_size, dataset, count_on, arguments)
     variant = chosen_variant(P, G, dwc, plan_file)
     plan = read_plan(plan_file)
     return analyze(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from ..core.errors import InvalidInput
-from .options import analysed, chosen_variant, count_on_option, model_source, module_options, variant_options
+from .options import chosen_variant, count_on_option, counted, module_options, variant_options
 
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print the plotted data as one JSON object on stdout."
@@ -99,23 +99,7 @@ def speedup(K, P_max, M, measured, out, as_json):
 @variant_options
 @out_option
 @json_option
-def model(
-    name,
-    module,
-    input_size,
-    arguments,
-    count_on,
-    dataset,
-    P,
-    G,
-    dwc,
-    impl,
-    plan_file,
-    se,
-    convention,
-    out,
-    as_json,
-):
+def model(out, as_json, **options):
     """Per-layer FLOPs of zoo model NAME (or --module): standard against HetConv (or GWC+PWC, DWC+PWC, a plan).
 
     \b
@@ -123,13 +107,12 @@ def model(
               hetcalc plot model --module torchvision.models:resnet18 --P 4 --out r18.png
     The options are those of 'hetcalc model'; --json prints the same report.
     """
-    if chosen_variant(P, G, dwc, plan_file) == "standard":
+    if chosen_variant(options["P"], options["G"], options["dwc"], options["plan_file"]) == "standard":
         raise InvalidInput("--P", "give --P, --gwc, --dwc or --plan: what to compare the standard model with")
     _check_out(out, as_json)
     from ..plot import model_figure
 
-    source = model_source(name, module, input_size, dataset, count_on, arguments)
-    report = analysed(source, dataset, P, G, dwc, impl, plan_file, se, convention)
+    report = counted(**options)
     if as_json:
         from ..render import print_json
 
