@@ -7,21 +7,25 @@ load torch on first use; ``hetcalc.real.trace.trace`` turns any nn.Module into a
 """
 
 from .core.cost import Cost
-from .core.plan import Plan
 from .core.spec import ConvSpec, output_size
 
 __version__ = "0.1.0"
-__all__ = ["Cost", "ConvSpec", "Plan", "output_size", "__version__"]  # convert &c. stay lazy: not in *-imports
+__all__ = ["Cost", "ConvSpec", "output_size", "__version__"]  # convert, Plan &c. stay lazy: not in *-imports
 
-_LAZY = ("convert", "convert_gwc", "convert_dwc")
+_LAZY = {
+    "convert": ".real.conversion",
+    "convert_gwc": ".real.conversion",
+    "convert_dwc": ".real.conversion",
+    "Plan": ".core.plan",
+}
 
 
 def __getattr__(name):
-    """``hetcalc.convert(model, p)`` without importing torch at ``import hetcalc``."""
+    """``hetcalc.convert(model, plan)`` and ``hetcalc.Plan``, imported on first use: ``import hetcalc`` stays light."""
     if name not in _LAZY:
         raise AttributeError(f"module 'hetcalc' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(".real.conversion", __name__), name)
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
     globals()[name] = value
     return value
