@@ -13,8 +13,9 @@ same paired, interleaved rounds (``hetcalc.real.bench_model.run_model``, as ``he
 - search: at the FLOPs of uniform P=4 ('--objective latency --constraint flops>=P4') the searched
   plan runs >= 10 % faster than uniform P=4, measured; at the time of uniform P=8 ('--objective
   flops --constraint latency<=P8') it keeps >= 20 % more FLOPs;
-- cost: filling VGG-16's table at P = 2…32 under a minute, a search under a second, a second
-  prediction from the filled table in seconds.
+- cost: filling VGG-16's table at P = 2…32 (with GWC+PWC G = 2, 4 and DWC+PWC: every choice the
+  search offers each layer) under a minute, a search under a second, a second prediction from the
+  filled table in seconds.
 
 Run it on a quiet machine: another process on a core makes every timing collapse (README, "Noise").
 """
@@ -35,11 +36,12 @@ from hetcalc.real.bench_model import Variant, run_model  # noqa: E402
 from hetcalc.real.load import load_model  # noqa: E402
 from hetcalc.real.trace import trace  # noqa: E402
 
-SETTINGS = {  # model: (Ps, G, DWC, batch)
+SETTINGS = {  # model: (the uniform cases: Ps, G, DWC; batch)
     "vgg16": ((2, 4, 8, 16, 32), 4, True, 32),
     "resnet18": ((4, 8), None, False, 8),
     "resnet50": ((4, 8), None, False, 8),
 }
+SEARCHED = {"Ps": (2, 4, 8, 16, 32), "Gs": (2, 4), "dwc": True}  # what each layer may become in the search
 
 
 def run(name: str, args) -> bool:
@@ -50,7 +52,18 @@ def run(name: str, args) -> bool:
     conditions = L.Conditions(batch, args.threads, channels_last=True, fold=True).resolved()
     table = L.Table.load(tempfile.mkdtemp(prefix="hetcalc-latency-"))
     begin = time.perf_counter()
-    found = L.space(model, spec, conditions, table, Ps, (G,) if G else (), dwc, args.impl, True, args.repeats)
+    found = L.space(
+        model,
+        spec,
+        conditions,
+        table,
+        SEARCHED["Ps"],
+        SEARCHED["Gs"],
+        SEARCHED["dwc"],
+        args.impl,
+        True,
+        args.repeats,
+    )
     fill = time.perf_counter() - begin
     cases = {f"P{P}": derive(spec, "hetconv", P, impl=args.impl) for P in Ps}
     cases.update({f"GWC{G}": derive(spec, "gwc_pwc", G=G)} if G else {})

@@ -84,9 +84,9 @@ def test_a_prediction_is_data_and_a_second_one_times_nothing(tiny, tmp_path, mon
     "case,why",
     [
         ("not json", "unreadable (JSONDecodeError)"),
-        ("another format", "another format"),
-        ("another machine", "another machine or torch version"),
-        ("malformed entries", "malformed entries"),
+        ("another format", "written in another format"),
+        ("another machine", "written for another machine or torch version"),
+        ("malformed entries", "holds malformed entries"),
     ],
 )
 def test_a_stale_or_corrupt_table_is_rebuilt_never_trusted(tmp_path, case, why):
@@ -102,7 +102,7 @@ def test_a_stale_or_corrupt_table_is_rebuilt_never_trusted(tmp_path, case, why):
     path = L.Table.load(tmp_path).path
     path.write_text(content)
     table = L.Table.load(tmp_path)
-    assert table.entries == {} and table.rebuilt == f"{path} was {why}: rebuilt"
+    assert table.entries == {} and table.rebuilt == f"{path}: {why}; rebuilt"
     path.write_text(json.dumps({**header, "entries": {"x": {"ms": 1.5, "ratio": 1.0, "spread": 0.0}}}))
     assert L.Table.load(tmp_path).entries == {
         "x": {"ms": 1.5, "ratio": 1.0, "spread": 0.0}

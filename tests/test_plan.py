@@ -259,4 +259,7 @@ def test_a_zoo_plan_names_the_built_modules(name):
     spec = trace(module, records.input, name)
     plan = derive(records, "hetconv", 4)
     assert plan == derive(spec, "hetconv", 4)
-    assert analyze(name, plan=plan, convention="exact").flops == analyze(spec, plan=plan, convention="exact").flops
+    assert (
+        analyze(name, plan=plan, convention="exact").flops
+        == analyze(spec, plan=plan, convention="exact").flops
+    )

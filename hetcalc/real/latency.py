@@ -117,7 +117,8 @@ def _machine_key() -> dict:
 
 @dataclass
 class Table:
-    """Measured times by setting key (``{"ms", "spread", "rounds"}``), for one machine and torch version."""
+    """Measured times for one machine and torch version: by setting key ``{"ratio", "spread", "ms", "rounds",
+    "timed"}``, and by context key a model's context (``fill``)."""
 
     path: Path
     machine: dict
@@ -139,19 +140,18 @@ class Table:
                     FORMAT,
                     VERSION,
                 ):
-                    why = "another format"
+                    why = "written in another format"
                 elif data.get("machine") != here:
-                    why = "another machine or torch version"
+                    why = "written for another machine or torch version"
                 elif not isinstance(data.get("entries"), dict) or not all(
-                    isinstance(v, dict) and isinstance(v.get("ms"), (int, float))
-                    for v in data["entries"].values()
+                    _sound(key, entry) for key, entry in data["entries"].items()
                 ):
-                    why = "malformed entries"
+                    why = "holds malformed entries"
                 else:
                     table.entries = data["entries"]
             except (OSError, ValueError) as error:
                 why = f"unreadable ({type(error).__name__})"
-        table.rebuilt = f"{path} was {why}: rebuilt" if why else ""
+        table.rebuilt = f"{path}: {why}; rebuilt" if why else ""
         return table
 
     def save(self) -> None:
@@ -167,6 +167,15 @@ class Table:
 
     def get(self, key: str) -> dict | None:
         return self.entries.get(key)
+
+
+def _sound(key: str, entry) -> bool:
+    """Whether a stored entry has the numbers a prediction reads (a context's, or a setting's)."""
+    numbers = ("ms", "spread", "clock") if key.startswith("context:") else ("ms", "ratio", "spread")
+    if not isinstance(entry, dict) or not all(isinstance(entry.get(n), (int, float)) for n in numbers):
+        return False
+    layers = entry.get("layers") if key.startswith("context:") else {}
+    return isinstance(layers, dict) and all(isinstance(v, (int, float)) for v in layers.values())
 
 
 def _built(setting: Setting, conditions: Conditions) -> nn.Module:
