@@ -4,7 +4,8 @@
 then wires the family around one module per record: the record decides M, N, K, stride, bias,
 kind and its BatchNorm (its layer from ``hetcalc.core.kinds``), the spec's ``pools`` and the
 records' ``block``/``shortcut`` decide pooling and residual blocks, so the module holds exactly
-what the exact convention counts. torch is imported here.
+what the exact convention counts. ``units(model)`` maps each record to the modules built for it (its
+convolution or linear layer, BatchNorm and SE), by qualified name. torch is imported here.
 """
 
 from __future__ import annotations
@@ -58,14 +59,26 @@ def pooling(pool) -> nn.Module:
     return nn.MaxPool2d(pool.K, pool.stride, pool.padding)
 
 
-def classifier(layers: list[Linear]) -> nn.Sequential:
-    """Linear layers, each but the last followed by its BatchNorm1d (if any), ReLU and dropout."""
+def classifier(layers: list[Linear], units: dict | None = None) -> nn.Sequential:
+    """Linear layers, each but the last followed by its BatchNorm1d (if any), ReLU and dropout; ``units``
+    gains each record's modules."""
     modules = []
     for i, layer in enumerate(layers):
-        modules.append(nn.Linear(layer.in_features, layer.out_features, layer.bias))
+        own = [nn.Linear(layer.in_features, layer.out_features, layer.bias)]
         if i < len(layers) - 1:
-            modules += [nn.BatchNorm1d(n) for n in layer.norm] + [nn.ReLU(inplace=True), nn.Dropout()]
+            own += [nn.BatchNorm1d(n) for n in layer.norm]
+            modules += own + [nn.ReLU(inplace=True), nn.Dropout()]
+        else:
+            modules += own
+        if units is not None:
+            units[layer.name] = own
     return nn.Sequential(*modules)
+
+
+def units(model: nn.Module) -> dict[str, list[str]]:
+    """Record name → the qualified names of the modules ``build_model`` built for it (its unit, its BatchNorm)."""
+    names = {id(module): name for name, module in model.named_modules()}
+    return {record: [names[id(m)] for m in modules] for record, modules in model.hetcalc_units.items()}
 
 
 class VGG(nn.Module):
@@ -73,20 +86,22 @@ class VGG(nn.Module):
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
-        pools, features, linears = dict(spec.pools), [], []
+        pools, features, linears, built = dict(spec.pools), [], [], {}
         for i, layer in enumerate(spec.layers):
             if isinstance(layer, Linear):
                 linears.append(layer)
                 features += [pooling(pools[i])] if i in pools and len(linears) == 1 else []
                 continue
+            built[layer.name] = [conv_unit(layer)]
             features += ([pooling(pools[i])] if i in pools else []) + [
-                conv_unit(layer),
+                built[layer.name][0],
                 nn.ReLU(inplace=True),
             ]
         self.features = nn.Sequential(*features)
         side = round((linears[0].in_features // spec.convs()[-1].N) ** 0.5)
         self.avgpool = nn.AdaptiveAvgPool2d(side)
-        self.classifier = classifier(linears)
+        self.classifier = classifier(linears, built)
+        self.hetcalc_units = built
 
     def forward(self, x):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
@@ -99,6 +114,8 @@ class Block(nn.Module):
         super().__init__()
         self.convs = nn.ModuleList(conv_unit(layer) for layer in convs)
         self.downsample = conv_unit(downsample) if downsample else None
+        self.units = {layer.name: [unit] for layer, unit in zip(convs, self.convs)}
+        self.units.update({downsample.name: [self.downsample]} if downsample else {})
         first, last = convs[0], convs[-1]
         self.stride = 1 if first.D_in == last.spec.H else first.D_in // last.spec.H
         self.pad = last.N - first.M  # option A: zero channels where the width grows
@@ -136,6 +153,9 @@ class ResNet(nn.Module):
             )
         )
         self.fc = nn.Linear(fc.in_features, fc.out_features, fc.bias)
+        self.hetcalc_units = {stem.name: [self.stem[0]], fc.name: [self.fc]}
+        for block in self.blocks:
+            self.hetcalc_units.update(block.units)
 
     def forward(self, x):
         return self.fc(F.adaptive_avg_pool2d(self.blocks(self.pool(self.stem(x))), 1).flatten(1))
@@ -147,10 +167,12 @@ class MobileNet(nn.Module):
     def __init__(self, spec: ModelSpec):
         super().__init__()
         *convs, fc = spec.layers
+        built = {layer.name: [conv_unit(layer)] for layer in convs}
         self.features = nn.Sequential(
-            *(m for layer in convs for m in (conv_unit(layer), nn.ReLU(inplace=True)))
+            *(m for (unit,) in built.values() for m in (unit, nn.ReLU(inplace=True)))
         )
         self.fc = nn.Linear(fc.in_features, fc.out_features, fc.bias)
+        self.hetcalc_units = {**built, fc.name: [self.fc]}
 
     def forward(self, x):
         return self.fc(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))

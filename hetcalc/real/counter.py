@@ -200,7 +200,8 @@ class MacCounter(TorchDispatchMode):
     that may carry MACs; ``data_dependent``: operator → calls, for operators whose output depends on
     the data; ``used_params``: ids of the model's parameters some operator read; ``calls``: each
     outermost call of a module of ``model`` that is an instance of one of ``record`` (a recorded
-    module inside another is not), in call order. Without ``model``, everything is attributed to "".
+    module inside another is not), in call order; ``reached``: the indices of the calls whose output a backward
+    pass reached (a gradient flowed into it). Without ``model``, everything is attributed to "".
     """
 
     def __init__(self, model: nn.Module | None = None, record: tuple[type, ...] = ()):
@@ -219,6 +220,7 @@ class MacCounter(TorchDispatchMode):
         self.data_dependent: dict[str, int] = {}
         self.used_params: set[int] = set()
         self.calls: list[Call] = []
+        self.reached: set[int] = set()
         self._stack = [""]
         self._families: list[str] = []  # of the operators being decomposed, outermost first
         self._handles: list = []
@@ -279,6 +281,9 @@ class MacCounter(TorchDispatchMode):
                     x = next(iter(kwargs.values()))
                 grad = isinstance(x, torch.Tensor) and x.requires_grad
                 self.calls.append(Call(module, names[id(module)], _shape_of(x), _shape_of(output), grad))
+                if isinstance(output, torch.Tensor) and output.requires_grad:
+                    index = len(self.calls) - 1
+                    output.register_hook(lambda grad: self.reached.add(index))
 
         def pop(module, args, output):
             name = names.get(id(module))
