@@ -5,14 +5,17 @@
 - ``NAME`` or ``--module PKG.MOD:FACTORY`` (with ``--input-size``, ``--arg``) wherever a model is taken;
 - ``--count-on meta|cpu``: where a model is built and traced to count it; ``--device`` is only ever
   the device a timing runs on (``bench``, ``latency``);
-- ``--json`` on every command that prints a table, ``--csv FILE`` beside it.
+- ``--json`` on every command that prints a table, ``--csv FILE`` beside it;
+- ``--train`` (a training step), ``--batch`` (images per pass of a count), ``--frozen``, ``--loss``,
+  ``--optimizer``, ``--dtype``: what a count of a step covers (``layer``, ``model``, ``table``).
 """
 
 from __future__ import annotations
 
 import click
 
-from ..core.errors import InvalidInput
+from ..core.cost import DTYPES, OPTIMIZERS
+from ..core.errors import InvalidInput, positive_int
 from . import needs_torch, working
 
 json_option = click.option(
@@ -177,6 +180,76 @@ timing_options = _stack(
 """--batch, --threads, --repeats, --min-time, --channels-last: how a timing runs (bench, latency)."""
 
 
+train_option = click.option(
+    "--train",
+    is_flag=True,
+    help="Count one training step: forward + backward (each layer's input and weight gradients; none of the input "
+    "for the first layer, none of the weights for a frozen one), and, for a model, the step's memory.",
+)
+batch_option = click.option(
+    "--batch", type=int, default=None, help="Images per pass; counts are for the whole batch  [default: 1]."
+)
+dtype_option = click.option(
+    "--dtype",
+    type=click.Choice(list(DTYPES)),
+    default="float32",
+    show_default=True,
+    help="Element type of parameters, gradients, optimizer state and activations: the bytes each layer moves "
+    "and a step holds.",
+)
+step_options = _stack(
+    [
+        train_option,
+        batch_option,
+        click.option(
+            "--frozen",
+            multiple=True,
+            metavar="NAME",
+            help="With --train: a layer (name or glob; a module and everything below it) whose parameters are not "
+            "trained, so it computes no weight gradient; repeat it or separate names with commas.",
+        ),
+        click.option(
+            "--loss",
+            default=None,
+            metavar="NAME",
+            help="With --train and --module: the output the loss sums (a dict key, a named-tuple field or an "
+            "index)  [default: every output].",
+        ),
+        click.option(
+            "--optimizer",
+            type=click.Choice(list(OPTIMIZERS)),
+            default=None,
+            help="With --train: the optimizer whose state the memory counts: sgd (none), momentum (a buffer per "
+            "parameter), adam (two moments)  [default: sgd].",
+        ),
+        dtype_option,
+    ]
+)
+"""--train, --batch, --frozen, --loss, --optimizer, --dtype: a count of one training step and its memory."""
+
+
+def frozen_names(frozen) -> list[str]:
+    """``--frozen`` values, each possibly comma-separated, as one list of names or globs."""
+    return [name.strip() for value in frozen for name in value.split(",") if name.strip()]
+
+
+def checked_step(train, batch, frozen, loss, optimizer, module=None, default_batch: int = 1) -> dict:
+    """The step options as ``hetcalc.core.analyze`` takes them, after the checks that need the command line."""
+    for flag, value in (("--frozen", frozen), ("--loss", loss), ("--optimizer", optimizer)):
+        if value and not train:
+            raise InvalidInput(flag, "applies to a training step: add --train")
+    if loss and not module:
+        raise InvalidInput("--loss", "applies to --module only: a zoo model returns one output")
+    batch = positive_int("--batch", default_batch if batch is None else batch)
+    return {
+        "train": train,
+        "batch": batch,
+        "frozen": frozen_names(frozen),
+        "loss": loss,
+        "optimizer": optimizer,
+    }
+
+
 def refuse_module_options(name: str, given) -> None:
     """InvalidInput for the first (flag, value) of ``given`` set with zoo model ``name``: options of --module only."""
     for option, value in given:
@@ -212,19 +285,33 @@ def read_plan(plan_file):
     return Plan.read(plan_file)
 
 
-def traced(module, input_size, count_on, arguments=()):
-    """The ModelSpec of a user's model (``--module``): torch is imported here, only when asked for."""
+def traced(module, input_size, count_on, arguments=(), step=None, dtype=None):
+    """The ModelSpec of a user's model (``--module``): torch is imported here, only when asked for.
+
+    ``step``: the step options (``checked_step``); with ``train``, the model is traced through a training step
+    (``hetcalc.real.trace.trace_step``) at that batch; ``dtype``: the model converted to it first.
+    """
     needs_torch("--module")
     from ..real.load import factory_arguments, load_factory, trace_factory
 
+    step = step or {}
     factory = load_factory(module)
     with working(f"tracing {module}"):
         return trace_factory(
-            factory, input_size or None, name=module, device=count_on, arguments=factory_arguments(arguments)
+            factory,
+            input_size or None,
+            name=module,
+            device=count_on,
+            arguments=factory_arguments(arguments),
+            batch=step.get("batch", 1),
+            train=step.get("train", False),
+            frozen=step.get("frozen", ()),
+            loss=step.get("loss"),
+            dtype=dtype,
         )
 
 
-def model_source(name, module, input_size, dataset, count_on="meta", arguments=()):
+def model_source(name, module, input_size, dataset, count_on="meta", arguments=(), step=None, dtype=None):
     """What to count: zoo model NAME (returned as is) or ``--module`` (its traced ModelSpec), exactly one."""
     if (name is None) == (module is None):
         raise InvalidInput(
@@ -239,15 +326,41 @@ def model_source(name, module, input_size, dataset, count_on="meta", arguments=(
         return name
     if dataset is not None:
         raise InvalidInput("--dataset", "applies to zoo models only, not to --module")
-    return traced(module, input_size, count_on, arguments)
+    return traced(module, input_size, count_on, arguments, step, dtype)
 
 
-def analysed(source, dataset, P, G, dwc, impl, plan_file, se, convention):
+def footprint_of(source, module, arguments=(), step=None, dtype="float32"):
+    """How the memory of a counted step is measured (``hetcalc.core.analyze``'s ``footprint``): a function of the
+    records counted and their plan that builds that model on meta and runs its step; None without torch."""
+    import importlib.util
+
+    if not (step or {}).get("train") or importlib.util.find_spec("torch") is None:
+        return None
+    batch, frozen, loss = step["batch"], step["frozen"], step["loss"]
+    if module is None:
+        from ..real.load import zoo_footprint
+
+        return lambda after, plan: zoo_footprint(after, batch=batch, dtype=dtype)
+    from ..real.load import module_footprint
+
+    return lambda after, plan: module_footprint(
+        module, plan, source, arguments=arguments, batch=batch, frozen=frozen, loss=loss, dtype=dtype
+    )
+
+
+def analysed(
+    source, dataset, P, G, dwc, impl, plan_file, se, convention, step=None, dtype="float32", footprint=None
+):
     """``hetcalc.core.analyze`` of ``source`` (a zoo name or a traced spec) as the variant options ask."""
     from ..core.analyze import analyze
+    from ..core.records import ModelSpec
 
     variant = chosen_variant(P, G, dwc, plan_file)
     plan = read_plan(plan_file)
+    step = dict(step or {})
+    step.pop("loss", None)
+    if isinstance(source, ModelSpec):  # a traced step: frozen when it was traced
+        step.pop("frozen", None)
     return analyze(
         source,
         dataset=dataset,
@@ -258,4 +371,7 @@ def analysed(source, dataset, P, G, dwc, impl, plan_file, se, convention):
         impl=impl,
         plan=plan,
         convention=convention,
+        dtype=dtype,
+        footprint=footprint,
+        **step,
     )

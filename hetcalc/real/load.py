@@ -330,6 +330,17 @@ def converted_footprint(model: nn.Module, plan, input_size, *, batch=1, frozen=(
     return trace_step(converted, input_size, batch=batch, frozen=frozen, loss=loss).footprint
 
 
+def module_footprint(
+    module: str, plan, spec: ModelSpec, *, arguments=(), batch=1, frozen=(), loss=None, dtype="float32"
+) -> Footprint:
+    """What a training step of the user's model ``module`` (PKG.MOD:FACTORY) holds as ``plan`` converts it, built
+    again where ``spec`` (its traced step) was counted: on meta, or on the CPU where meta could not run it."""
+    model = build(load_factory(module), spec.counted_on or "meta", factory_arguments(arguments)).to(
+        _dtype(dtype)
+    )
+    return converted_footprint(model, plan, spec.input, batch=batch, frozen=frozen, loss=loss)
+
+
 def zoo_footprint(spec: ModelSpec, *, batch: int = 1, dtype: str = "float32") -> Footprint:
     """What a training step of the zoo model ``spec`` describes holds (its plan applied, its ``frozen`` records
     marked), measured on the model ``hetcalc.real.build.build_model`` makes of it, on the meta device."""

@@ -379,7 +379,8 @@ def trace_step(
     output (``loss``: of its output with that name). The counter counts what both passes run (records carry
     whether their input needed a gradient and whether they are frozen; ``Ops`` records their ``backward``);
     saved-tensor hooks measure what autograd keeps for backward: every tensor saved, each storage once, the
-    model's own parameters and buffers left out (``Footprint.saved``). The model is left as it was.
+    model's own parameters and buffers left out (``Footprint.saved``); the trained parameters are those a gradient
+    reached (the optimizer steps no other). The model is left as it was.
     """
     x = _input(model, input_size, batch)
     params = list(model.parameters())
@@ -400,8 +401,9 @@ def trace_step(
 
     counter = MacCounter(model, record=RECORDED)
     try:
-        trained = [p for p in params if p.requires_grad]
-        if not trained:
+        for p in params:
+            p.grad = None
+        if not any(p.requires_grad for p in params):
             raise InvalidInput(
                 "frozen", "freezes every parameter of the model: a training step has nothing to train"
             )
@@ -410,6 +412,7 @@ def trace_step(
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
                 total = loss_of(model(x), loss)
             total.backward()
+        trained = [p for p in params if p.grad is not None]  # what the optimizer steps: a gradient reached it
         footprint = Footprint(
             params=_bytes(params),
             buffers=_bytes(model.buffers()),
