@@ -89,8 +89,8 @@ COMMANDS = {
     "bench model": ["bench", "--model", "vgg16", "--P", "2,4", "--impl", "fast,exact", "--gwc", "2", "--dwc"],
     "table": ["table", "vgg16", "P1", "P4", "PC", "GWC4_PWC", "DWC_PWC", "P4_SE", "P32_SE"],
     "layer train": ["layer", "--M", "64", "--N", "128", "--P", "2,4,8", "--D", "32", "--train", "--first"],
-    "model train": ["model", "resnet56", "--P", "4", "--train", "--batch", "8", "--optimizer", "adam"],
-    "table train": ["table", "vgg16", "P1", "P4", "GWC4_PWC", "DWC_PWC", "--train", "--batch", "8"],
+    "model train": ["model", "vgg16", "--gwc", "4", "--train", "--batch", "8", "--optimizer", "adam"],
+    "table train": ["table", "vgg16", "P1", "DWC_PWC", "--train", "--batch", "2"],
 }
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 DATA = Path(__file__).resolve().parent / "data"

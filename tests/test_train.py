@@ -19,7 +19,7 @@ from hetcalc.core.errors import InvalidInput
 from hetcalc.core.records import Conv, Linear, ModelSpec
 from hetcalc.core.spec import ConvSpec
 from hetcalc.core.zoo import get_model, list_models
-from hetcalc.real.build import build_model
+from hetcalc.real.build import build_model, units
 from hetcalc.real.counter import MacCounter
 from hetcalc.real.layers import DwPwConv2d, GwPwConv2d, HetConv2d, build_layer
 from hetcalc.real.load import converted_footprint, zoo_footprint
@@ -217,8 +217,8 @@ def test_frozen_zoo_layers_equal_the_built_model_frozen():
     )
     with torch.device("meta"):
         model = build_model("vgg16")
-    model.features[0].requires_grad_(False)  # conv1's unit: the conv and its BatchNorm
-    model.features[2].requires_grad_(False)
+    for name in units(model)["conv1"] + units(model)["conv2"]:  # each record's modules: conv, BatchNorm
+        model.get_submodule(name).requires_grad_(False)
     assert report.flops == counted(model, (3, 32, 32), batch=2).total
     rows = {r["name"]: r for r in report.layers}
     assert (rows["conv2"]["input_grad"], rows["conv3"]["input_grad"]) == (False, False)
