@@ -217,6 +217,23 @@ def test_table_train_in_every_format():
     assert "Table 1 for a training step at batch 8" in text and "memory" in text
 
 
+def test_zoo_train_columns_are_the_models():
+    data = payload("zoo", "vgg*", "--train", "--batch", 2)
+    assert (data["train"], data["batch"], data["optimizer"]) == (True, 2, "sgd")
+    for row in data["models"]:
+        model = payload("model", row["model"], "--train", "--batch", 2, "--convention", "exact")
+        assert (row["flops"], row["backward_flops"]) == (model["flops"], model["backward_flops"])
+        assert row["memory"] == model["memory"]["total"] and row["saved_bytes"] == model["saved_bytes"]
+    assert payload("zoo", "vgg16", "--train")["batch"] == 128
+
+
+def test_the_api_measures_a_zoo_models_step():
+    from hetcalc import api
+
+    report = api.analyze("resnet56", variant="standard", train=True, batch=2, optimizer="momentum")
+    assert report.memory["optimizer"] == report.memory["grads"] > 0 and report.saved_bytes > 0
+
+
 def test_plot_intensity(tmp_path):
     file = DATA / "bench_model.json"
     result = run("plot", "intensity", file, "--variant", "fast P=2", "--json", "--out", tmp_path / "i.png")

@@ -197,33 +197,29 @@ dtype_option = click.option(
     help="Element type of parameters, gradients, optimizer state and activations: the bytes each layer moves "
     "and a step holds.",
 )
+frozen_option = click.option(
+    "--frozen",
+    multiple=True,
+    metavar="NAME",
+    help="With --train: a layer (name or glob; a module and everything below it) whose parameters are not "
+    "trained, so it computes no weight gradient; repeat it or separate names with commas.",
+)
+loss_option = click.option(
+    "--loss",
+    default=None,
+    metavar="NAME",
+    help="With --train and --module: the output the loss sums (a dict key, a named-tuple field or an "
+    "index)  [default: every output].",
+)
+optimizer_option = click.option(
+    "--optimizer",
+    type=click.Choice(list(OPTIMIZERS)),
+    default=None,
+    help="With --train: the optimizer whose state the memory counts: sgd (none), momentum (a buffer per "
+    "parameter), adam (two moments)  [default: sgd].",
+)
 step_options = _stack(
-    [
-        train_option,
-        batch_option,
-        click.option(
-            "--frozen",
-            multiple=True,
-            metavar="NAME",
-            help="With --train: a layer (name or glob; a module and everything below it) whose parameters are not "
-            "trained, so it computes no weight gradient; repeat it or separate names with commas.",
-        ),
-        click.option(
-            "--loss",
-            default=None,
-            metavar="NAME",
-            help="With --train and --module: the output the loss sums (a dict key, a named-tuple field or an "
-            "index)  [default: every output].",
-        ),
-        click.option(
-            "--optimizer",
-            type=click.Choice(list(OPTIMIZERS)),
-            default=None,
-            help="With --train: the optimizer whose state the memory counts: sgd (none), momentum (a buffer per "
-            "parameter), adam (two moments)  [default: sgd].",
-        ),
-        dtype_option,
-    ]
+    [train_option, batch_option, frozen_option, loss_option, optimizer_option, dtype_option]
 )
 """--train, --batch, --frozen, --loss, --optimizer, --dtype: a count of one training step and its memory."""
 
@@ -336,11 +332,11 @@ def footprint_of(source, module, arguments=(), step=None, dtype="float32"):
 
     if not (step or {}).get("train") or importlib.util.find_spec("torch") is None:
         return None
-    batch, frozen, loss = step["batch"], step["frozen"], step["loss"]
+    batch, frozen, loss = step["batch"], step.get("frozen", ()), step.get("loss")
     if module is None:
-        from ..real.load import zoo_footprint
+        from ..real.load import zoo_footprints
 
-        return lambda after, plan: zoo_footprint(after, batch=batch, dtype=dtype)
+        return zoo_footprints(batch=batch, dtype=dtype)
     from ..real.load import module_footprint
 
     return lambda after, plan: module_footprint(

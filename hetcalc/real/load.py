@@ -372,3 +372,9 @@ def load_model(name: str | None = None, module: str | None = None, input_size=No
     factory = load_factory(module)
     model = build(factory, "cpu", factory_arguments(arguments))
     return model, input_size_of(model, input_size, factory), module
+
+
+def zoo_footprints(*, batch: int = 1, dtype: str = "float32"):
+    """``zoo_footprint`` as ``hetcalc.core.analyze`` takes a footprint: a function of the records counted and their
+    plan."""
+    return lambda after, plan: zoo_footprint(after, batch=batch, dtype=dtype)
