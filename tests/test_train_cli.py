@@ -80,65 +80,27 @@ def test_model_train_json_per_layer_and_total():
     assert forward["activations"] == 4 * payload("model", "vgg16", "--P", "4")["activations"]
 
 
+def module_step(factory, *flags):
+    """``hetcalc model --module net.py:FACTORY`` on 3×6×6, a training step counted exactly, as JSON."""
+    size = ("--input-size", 3, 6, 6)
+    return payload(
+        "model", "--module", f"net.py:{factory}", *size, "--train", "--convention", "exact", *flags
+    )
+
+
 def test_model_train_module_by_hand(net):
     # the conv–ReLU–conv–linear net at batch 2 on 3×6×6 (tests/test_train.py): 34,272 forward, 60,768 backward
-    data = payload(
-        "model",
-        "--module",
-        "net.py:make",
-        "--input-size",
-        3,
-        6,
-        6,
-        "--train",
-        "--batch",
-        2,
-        "--convention",
-        "exact",
-    )
+    data = module_step("make", "--batch", 2)
     assert (data["forward_flops"], data["backward_flops"]) == (34_272, 60_768)
-    frozen = payload(
-        "model",
-        "--module",
-        "net.py:make",
-        "--input-size",
-        3,
-        6,
-        6,
-        "--train",
-        "--batch",
-        2,
-        "--convention",
-        "exact",
-        "--frozen",
-        "0",
-    )
+    frozen = module_step("make", "--batch", 2, "--frozen", "0")
     assert frozen["backward_flops"] == 20_736 + 2 * 5_760 and frozen["frozen"] == ["0"]
-    converted = payload(
-        "model", "--module", "net.py:make", "--input-size", 3, 6, 6, "--train", "--batch", 2, "--P", "2"
-    )
+    converted = module_step("make", "--batch", 2, "--P", "2")
     assert converted["memory"] and converted["saved_bytes"] != data["saved_bytes"]
 
 
 def test_model_train_loss_of_a_named_output(net):
     # body 36·4·3 = 432 (weights only); main 144·10 = 1,440 both gradients; aux none with --loss main
-    both = payload(
-        "model", "--module", "net.py:Heads", "--input-size", 3, 6, 6, "--train", "--convention", "exact"
-    )
-    main = payload(
-        "model",
-        "--module",
-        "net.py:Heads",
-        "--input-size",
-        3,
-        6,
-        6,
-        "--train",
-        "--convention",
-        "exact",
-        "--loss",
-        "main",
-    )
+    both, main = module_step("Heads"), module_step("Heads", "--loss", "main")
     assert both["backward_flops"] == 432 + 2 * 1_440 + 2 * 288
     assert main["backward_flops"] == 432 + 2 * 1_440 and main["loss"] == "main"
     assert main["memory"]["grads"] == both["memory"]["grads"] - 4 * (144 * 2 + 2)  # aux gets no gradient

@@ -8,7 +8,7 @@ from ..core.errors import InvalidInput, positive_int, whole_numbers
 from ..core.report import cheapest, layer_rows, layer_verdicts
 from ..core.spec import ConvSpec, output_size
 from ..render import Column, check_csv_path, console, fitted, print_json, si, write_csv
-from .options import batch_option, csv_option, dtype_option, json_option, train_option
+from .options import csv_option, json_option, step_options
 
 
 def resolve_output_size(D, D_in, K, stride, padding) -> tuple[int, str]:
@@ -68,19 +68,15 @@ def resolve_output_size(D, D_in, K, stride, padding) -> tuple[int, str]:
     is_flag=True,
     help="Also show the common public HetConv (grouped K×K + full 1×1, summed).",
 )
-@train_option
 @click.option(
     "--first",
     is_flag=True,
     help="With --train: the network's first layer, fed by data: no input gradient.",
 )
-@batch_option
-@dtype_option
+@step_options()
 @csv_option
 @json_option
-def layer(
-    M, N, K, P, G, D, D_in, stride, padding, bias, grouped_sum, train, first, batch, dtype, csv_path, as_json
-):
+def layer(M, N, K, P, G, D, D_in, stride, padding, bias, grouped_sum, first, step, csv_path, as_json):
     """Cost of one layer M → N (K×K) as standard conv, HetConv, DWC+PWC and GWC+PWC.
 
     \b
@@ -98,9 +94,9 @@ def layer(
     weight gradient; the bias gradient's additions with --bias).
     """
     positive_int("K", K)
+    train, batch, dtype = step.train, step.batch, step.dtype
     if first and not train:
         raise InvalidInput("--first", "applies to a training step: add --train")
-    batch = positive_int("--batch", 1 if batch is None else batch)
     Ps = whole_numbers("P", P, "4 or 2,4,8")
     Gs = None if G is None else whole_numbers("G", G, "4 or 2,4,8")
     if csv_path:

@@ -10,7 +10,6 @@ from ..render import Column, check_csv_path, console, fitted, print_json, si
 from ..render import write_csv as write_rows
 from .options import (
     analysed,
-    checked_step,
     count_on_option,
     footprint_of,
     json_option,
@@ -39,7 +38,7 @@ def write_csv(report, path: str) -> None:
     metavar="FILE",
     help="Also write the per-layer table to FILE (.csv; - for stdout instead of the table).",
 )
-@step_options
+@step_options("frozen", "loss", "optimizer")
 @strict_option
 @json_option
 def model(
@@ -57,12 +56,7 @@ def model(
     se,
     convention,
     csv_path,
-    train,
-    batch,
-    frozen,
-    loss,
-    optimizer,
-    dtype,
+    step,
     strict,
     as_json,
 ):
@@ -97,10 +91,9 @@ def model(
     """
     if csv_path:
         check_csv_path(csv_path, "--csv")
-    step = checked_step(train, batch, frozen, loss, optimizer, module)
-    source = model_source(name, module, input_size, dataset, count_on, arguments, step, dtype)
-    footprint = footprint_of(source, module, arguments, step, dtype)
-    report = analysed(source, dataset, P, G, dwc, impl, plan_file, se, convention, step, dtype, footprint)
+    source = model_source(name, module, input_size, dataset, count_on, arguments, step)
+    footprint = footprint_of(source, module, arguments, step)
+    report = analysed(source, dataset, P, G, dwc, impl, plan_file, se, convention, step, footprint)
     if csv_path:
         write_csv(report, csv_path)
     if as_json:

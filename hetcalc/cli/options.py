@@ -12,6 +12,9 @@
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 import click
 
 from ..core.cost import DTYPES, OPTIMIZERS
@@ -218,32 +221,52 @@ optimizer_option = click.option(
     help="With --train: the optimizer whose state the memory counts: sgd (none), momentum (a buffer per "
     "parameter), adam (two moments)  [default: sgd].",
 )
-step_options = _stack(
-    [train_option, batch_option, frozen_option, loss_option, optimizer_option, dtype_option]
-)
-"""--train, --batch, --frozen, --loss, --optimizer, --dtype: a count of one training step and its memory."""
 
 
-def frozen_names(frozen) -> list[str]:
-    """``--frozen`` values, each possibly comma-separated, as one list of names or globs."""
-    return [name.strip() for value in frozen for name in value.split(",") if name.strip()]
+@dataclass(frozen=True)
+class Step:
+    """What a count covers, from ``--train``, ``--batch``, ``--frozen``, ``--loss``, ``--optimizer``, ``--dtype``."""
+
+    train: bool = False
+    batch: int = 1
+    frozen: tuple[str, ...] = ()
+    loss: str | None = None
+    optimizer: str | None = None
+    dtype: str = "float32"
+
+    def counted(self, traced: bool) -> dict:
+        """The options ``hetcalc.core.analyze`` takes (a traced step was frozen as it was traced)."""
+        frozen = {} if traced else {"frozen": list(self.frozen)}
+        return {
+            "train": self.train,
+            "batch": self.batch,
+            "optimizer": self.optimizer,
+            "dtype": self.dtype,
+            **frozen,
+        }
 
 
-def checked_step(train, batch, frozen, loss, optimizer, module=None, default_batch: int = 1) -> dict:
-    """The step options as ``hetcalc.core.analyze`` takes them, after the checks that need the command line."""
-    for flag, value in (("--frozen", frozen), ("--loss", loss), ("--optimizer", optimizer)):
-        if value and not train:
-            raise InvalidInput(flag, "applies to a training step: add --train")
-    if loss and not module:
-        raise InvalidInput("--loss", "applies to --module only: a zoo model returns one output")
-    batch = positive_int("--batch", default_batch if batch is None else batch)
-    return {
-        "train": train,
-        "batch": batch,
-        "frozen": frozen_names(frozen),
-        "loss": loss,
-        "optimizer": optimizer,
-    }
+STEP_OPTIONS = {"frozen": frozen_option, "loss": loss_option, "optimizer": optimizer_option}
+
+
+def step_options(*names: str, train_batch: int = 1):
+    """--train, --batch and --dtype, and those of --frozen, --loss, --optimizer that ``names`` names, given to the
+    command as one ``step`` (a ``Step``), checked: each of the others needs --train; --batch defaults to 1, and
+    to ``train_batch`` with --train."""
+
+    def decorate(command):
+        @functools.wraps(command)
+        def run(*args, train, batch, dtype, frozen=(), loss=None, optimizer=None, **kwargs):
+            for flag, value in (("--frozen", frozen), ("--loss", loss), ("--optimizer", optimizer)):
+                if value and not train:
+                    raise InvalidInput(flag, "applies to a training step: add --train")
+            batch = positive_int("--batch", (train_batch if train else 1) if batch is None else batch)
+            frozen = tuple(name.strip() for value in frozen for name in value.split(",") if name.strip())
+            return command(*args, step=Step(train, batch, frozen, loss, optimizer, dtype), **kwargs)
+
+        return _stack([train_option, batch_option, *(STEP_OPTIONS[n] for n in names), dtype_option])(run)
+
+    return decorate
 
 
 def refuse_module_options(name: str, given) -> None:
@@ -281,16 +304,16 @@ def read_plan(plan_file):
     return Plan.read(plan_file)
 
 
-def traced(module, input_size, count_on, arguments=(), step=None, dtype=None):
+def traced(module, input_size, count_on, arguments=(), step: Step | None = None):
     """The ModelSpec of a user's model (``--module``): torch is imported here, only when asked for.
 
-    ``step``: the step options (``checked_step``); with ``train``, the model is traced through a training step
-    (``hetcalc.real.trace.trace_step``) at that batch; ``dtype``: the model converted to it first.
+    ``step``: with ``train``, the model is traced through a training step (``hetcalc.real.trace.trace_step``),
+    at its batch, converted to its dtype first.
     """
     needs_torch("--module")
     from ..real.load import factory_arguments, load_factory, trace_factory
 
-    step = step or {}
+    step = step or Step()
     factory = load_factory(module)
     with working(f"tracing {module}"):
         return trace_factory(
@@ -299,15 +322,15 @@ def traced(module, input_size, count_on, arguments=(), step=None, dtype=None):
             name=module,
             device=count_on,
             arguments=factory_arguments(arguments),
-            batch=step.get("batch", 1),
-            train=step.get("train", False),
-            frozen=step.get("frozen", ()),
-            loss=step.get("loss"),
-            dtype=dtype,
+            batch=step.batch,
+            train=step.train,
+            frozen=step.frozen,
+            loss=step.loss,
+            dtype=step.dtype,
         )
 
 
-def model_source(name, module, input_size, dataset, count_on="meta", arguments=(), step=None, dtype=None):
+def model_source(name, module, input_size, dataset, count_on="meta", arguments=(), step: Step | None = None):
     """What to count: zoo model NAME (returned as is) or ``--module`` (its traced ModelSpec), exactly one."""
     if (name is None) == (module is None):
         raise InvalidInput(
@@ -319,44 +342,48 @@ def model_source(name, module, input_size, dataset, count_on="meta", arguments=(
         refuse_module_options(
             name, (("--input-size", input_size), ("--count-on", count_on != "meta"), ("--arg", arguments))
         )
+        if step and step.loss:
+            raise InvalidInput("--loss", "applies to --module only: a zoo model returns one output")
         return name
     if dataset is not None:
         raise InvalidInput("--dataset", "applies to zoo models only, not to --module")
-    return traced(module, input_size, count_on, arguments, step, dtype)
+    return traced(module, input_size, count_on, arguments, step)
 
 
-def footprint_of(source, module, arguments=(), step=None, dtype="float32"):
+def footprint_of(source, module=None, arguments=(), step: Step | None = None):
     """How the memory of a counted step is measured (``hetcalc.core.analyze``'s ``footprint``): a function of the
     records counted and their plan that builds that model on meta and runs its step; None without torch."""
     import importlib.util
 
-    if not (step or {}).get("train") or importlib.util.find_spec("torch") is None:
+    if step is None or not step.train or importlib.util.find_spec("torch") is None:
         return None
-    batch, frozen, loss = step["batch"], step.get("frozen", ()), step.get("loss")
     if module is None:
         from ..real.load import zoo_footprints
 
-        return zoo_footprints(batch=batch, dtype=dtype)
+        return zoo_footprints(batch=step.batch, dtype=step.dtype)
     from ..real.load import module_footprint
 
     return lambda after, plan: module_footprint(
-        module, plan, source, arguments=arguments, batch=batch, frozen=frozen, loss=loss, dtype=dtype
+        module,
+        plan,
+        source,
+        arguments=arguments,
+        batch=step.batch,
+        frozen=step.frozen,
+        loss=step.loss,
+        dtype=step.dtype,
     )
 
 
-def analysed(
-    source, dataset, P, G, dwc, impl, plan_file, se, convention, step=None, dtype="float32", footprint=None
-):
-    """``hetcalc.core.analyze`` of ``source`` (a zoo name or a traced spec) as the variant options ask."""
+def analysed(source, dataset, P, G, dwc, impl, plan_file, se, convention, step=None, footprint=None):
+    """``hetcalc.core.analyze`` of ``source`` (a zoo name or a traced spec) as the variant and step options ask;
+    ``footprint``: how its step's memory is measured (``footprint_of``)."""
     from ..core.analyze import analyze
     from ..core.records import ModelSpec
 
     variant = chosen_variant(P, G, dwc, plan_file)
     plan = read_plan(plan_file)
-    step = dict(step or {})
-    step.pop("loss", None)
-    if isinstance(source, ModelSpec):  # a traced step: frozen when it was traced
-        step.pop("frozen", None)
+    step = step or Step()
     return analyze(
         source,
         dataset=dataset,
@@ -367,7 +394,6 @@ def analysed(
         impl=impl,
         plan=plan,
         convention=convention,
-        dtype=dtype,
         footprint=footprint,
-        **step,
+        **step.counted(isinstance(source, ModelSpec)),
     )

@@ -39,6 +39,14 @@ def _write(fig, out, as_json):
     click.echo(f"Wrote {out} ({fmt.upper()})", err=as_json)
 
 
+variant_option = click.option(
+    "--variant",
+    "variants",
+    multiple=True,
+    help="Networks to draw, as the JSON names them ('fast P=4'; repeatable)  [default: all].",
+)
+
+
 @click.group()
 def plot():
     """Figures: the paper's Figure 5 (speedup against P), per-layer FLOPs of a model, and bench results."""
@@ -141,12 +149,7 @@ def model(
 
 @plot.command(name="bench")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option(
-    "--variant",
-    "variants",
-    multiple=True,
-    help="Networks to draw, as the JSON names them ('fast P=4'; repeatable)  [default: all].",
-)
+@variant_option
 @out_option
 def bench_plot(file, variants, out):
     """Per-layer FLOPs share against time share, standard vs converted, from 'hetcalc bench --model --json'.
@@ -163,12 +166,7 @@ def bench_plot(file, variants, out):
 
 @plot.command(name="intensity")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option(
-    "--variant",
-    "variants",
-    multiple=True,
-    help="Networks to draw, as the JSON names them ('fast P=4'; repeatable)  [default: all].",
-)
+@variant_option
 @out_option
 @json_option
 def intensity_plot(file, variants, out, as_json):

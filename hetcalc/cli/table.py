@@ -7,7 +7,6 @@ import click
 from ..core.errors import InvalidInput
 from ..render import Column, check_csv_path, console, fitted, in_unit, prefix_for, print_json, write_csv
 from .options import (
-    checked_step,
     convention_option,
     count_on_option,
     csv_option,
@@ -42,7 +41,7 @@ FORMATS = ("rich", "markdown", "latex", "csv", "json")
     "--json", "as_json", is_flag=True, help="Print one JSON object on stdout (the same as --format json)."
 )
 @csv_option
-@step_options
+@step_options("frozen", "loss", "optimizer", train_batch=TRAIN_BATCH)
 def table(
     words,
     module,
@@ -54,12 +53,7 @@ def table(
     fmt,
     as_json,
     csv_path,
-    train,
-    batch,
-    frozen,
-    loss,
-    optimizer,
-    dtype,
+    step,
 ):
     """Table 1 of the HetConv paper for any model: FLOPs, params and their reductions per variant.
 
@@ -81,14 +75,17 @@ def table(
     if csv_path:
         check_csv_path(csv_path)
     name, variants = (None, list(words)) if module else (words[0] if words else None, list(words[1:]))
-    step = checked_step(train, batch, frozen, loss, optimizer, module, TRAIN_BATCH if train else 1)
-    source = model_source(name, module, input_size, dataset, count_on, arguments, step, dtype)
-    footprint = footprint_of(source, module, arguments, step, dtype)
+    source = model_source(name, module, input_size, dataset, count_on, arguments, step)
+    footprint = footprint_of(source, module, arguments, step)
     fmt = "json" if as_json else fmt
-    options = {k: v for k, v in step.items() if k != "loss" and not (k == "frozen" and module)}
     try:
         rows = variant_table(
-            source, variants or HETCONV_ROWS, convention, dataset, dtype=dtype, footprint=footprint, **options
+            source,
+            variants or HETCONV_ROWS,
+            convention,
+            dataset,
+            footprint=footprint,
+            **step.counted(bool(module)),
         )
     except InvalidInput as error:
         if error.parameter != "variant":
@@ -100,9 +97,13 @@ def table(
         "input_size": report_of["input"],
         "convention": convention,
         "unit": UNIT[convention],
-        "batch": step["batch"],
-        "train": train,
-        **({"dtype": dtype, "optimizer": optimizer or "sgd", "frozen": step["frozen"]} if train else {}),
+        "batch": step.batch,
+        "train": step.train,
+        **(
+            {"dtype": step.dtype, "optimizer": step.optimizer or "sgd", "frozen": list(step.frozen)}
+            if step.train
+            else {}
+        ),
         "rows": rows,
     }
     if csv_path:

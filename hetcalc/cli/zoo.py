@@ -5,30 +5,17 @@ from __future__ import annotations
 import click
 
 from ..render import Column, check_csv_path, console, fitted, print_json, si, write_csv
-from .options import (
-    batch_option,
-    checked_step,
-    convention_option,
-    csv_option,
-    dtype_option,
-    footprint_of,
-    json_option,
-    optimizer_option,
-    train_option,
-)
+from .options import convention_option, csv_option, footprint_of, json_option, step_options
 from .table import TRAIN_BATCH
 
 
 @click.command()
 @click.argument("pattern", default="*")
 @convention_option("exact")  # the real networks' parameters, as nn.Module.parameters() counts
-@train_option
-@batch_option
-@optimizer_option
-@dtype_option
+@step_options("optimizer", train_batch=TRAIN_BATCH)
 @csv_option
 @json_option
-def zoo(pattern, convention, train, batch, optimizer, dtype, csv_path, as_json):
+def zoo(pattern, convention, step, csv_path, as_json):
     """List the zoo models matching PATTERN (shell-style, default all), as defined on their default dataset.
 
     Any model can be counted with 'hetcalc model NAME'; --dataset picks another of its datasets.
@@ -40,13 +27,11 @@ def zoo(pattern, convention, train, batch, optimizer, dtype, csv_path, as_json):
 
     if csv_path:
         check_csv_path(csv_path)
-    step = checked_step(train, batch, (), None, optimizer, default_batch=TRAIN_BATCH if train else 1)
-    footprint = footprint_of(None, None, (), step, dtype)
-    step.pop("loss")
+    footprint, train = footprint_of(None, step=step), step.train
     rows = []
     for name in list_models(pattern):
         report = analyze(
-            name, variant="standard", convention=convention, dtype=dtype, footprint=footprint, **step
+            name, variant="standard", convention=convention, footprint=footprint, **step.counted(False)
         )
         rows.append(
             {
@@ -74,8 +59,8 @@ def zoo(pattern, convention, train, batch, optimizer, dtype, csv_path, as_json):
         if csv_path == "-":
             return
     if as_json:
-        context = {"batch": step["batch"], "train": train}
-        context.update({"dtype": dtype, "optimizer": optimizer or "sgd"} if train else {})
+        context = {"batch": step.batch, "train": train}
+        context.update({"dtype": step.dtype, "optimizer": step.optimizer or "sgd"} if train else {})
         print_json({"convention": convention, "unit": UNIT[convention], **context, "models": rows})
         return
     if not rows:
@@ -108,6 +93,6 @@ def zoo(pattern, convention, train, batch, optimizer, dtype, csv_path, as_json):
     ]
     out = console()
     title = f"hetcalc model zoo ({len(rows)} models)" + (
-        f": a training step at batch {step['batch']} ({dtype}, {optimizer or 'sgd'})" if train else ""
+        f": a training step at batch {step.batch} ({step.dtype}, {step.optimizer or 'sgd'})" if train else ""
     )
     out.print(fitted(title, columns, body, f"convention: {convention} — {UNIT[convention]}", width=out.width))

@@ -232,17 +232,7 @@ def meta_gap(error: BaseException) -> bool:
 
 
 def trace_factory(
-    factory,
-    input_size=None,
-    name: str | None = None,
-    device="meta",
-    arguments=None,
-    *,
-    batch: int = 1,
-    train: bool = False,
-    frozen=(),
-    loss: str | None = None,
-    dtype: str | None = None,
+    factory, input_size=None, name: str | None = None, device="meta", arguments=None, **step
 ) -> ModelSpec:
     """Build ``factory(**arguments)`` on ``device`` and trace it; on meta, retry on the CPU where meta fails.
 
@@ -252,21 +242,10 @@ def trace_factory(
     built and counted on the CPU (``ModelSpec.fallback`` says why). Any other failure is raised at
     once, in one line. ``input_size`` defaults to the model's own (``default_input_size``). A
     MaskedConv2d's mask holds no values on the meta device; build on "cpu" to count its kept taps.
-    ``batch`` images; ``train``: a training step (``hetcalc.real.trace.trace_step``, with ``frozen`` and
-    ``loss``); ``dtype`` ("float32", "bfloat16", "float16"): the model converted to it first.
+    ``step`` (``load_traced``): ``batch`` images; ``train``, a training step (``hetcalc.real.trace.trace_step``,
+    with ``frozen`` and ``loss``); ``dtype`` ("float32", "bfloat16", "float16"), the model converted to it first.
     """
-    return load_traced(
-        factory,
-        input_size,
-        name,
-        device,
-        arguments,
-        batch=batch,
-        train=train,
-        frozen=frozen,
-        loss=loss,
-        dtype=dtype,
-    )[0]
+    return load_traced(factory, input_size, name, device, arguments, **step)[0]
 
 
 def load_traced(

@@ -299,18 +299,7 @@ def trace(model: nn.Module, input_size, name: str | None = None, batch: int = 1)
     finally:
         model.train(training)
 
-    layers, notes = _layers(model, counter.calls, counter)
-    return ModelSpec(
-        name=name or type(model).__name__,
-        input=tuple(x.shape[1:]),
-        layers=tuple(layers),
-        notes=tuple(notes),
-        params_unused=_unused(model, counter),
-        uncounted=dict(counter.uncounted),
-        data_dependent=dict(counter.data_dependent),
-        counted_on=x.device.type,
-        batch=len(x),
-    )
+    return _spec(model, x, name, counter)
 
 
 def freezing(model: nn.Module, patterns) -> list[nn.Parameter]:
@@ -350,9 +339,24 @@ def loss_of(output, loss: str | None = None):
     return sum(t.sum() for t in tensors)
 
 
-def _unused(model: nn.Module, counter: MacCounter) -> int:
-    """Parameters no operator of the pass read (each tensor once)."""
-    return sum(p.numel() for p in model.parameters() if id(p) not in counter.used_params)
+def _spec(
+    model: nn.Module, x, name: str | None, counter: MacCounter, step: bool = False, **fields
+) -> ModelSpec:
+    """The ModelSpec of what ``counter`` saw ``model`` run on ``x`` (a training step's with ``step``)."""
+    layers, notes = _layers(model, counter.calls, counter, train=step)
+    return ModelSpec(
+        name=name or type(model).__name__,
+        input=tuple(x.shape[1:]),
+        layers=tuple(layers),
+        notes=tuple(notes),
+        params_unused=sum(p.numel() for p in model.parameters() if id(p) not in counter.used_params),
+        uncounted=dict(counter.uncounted),
+        data_dependent=dict(counter.data_dependent),
+        counted_on=x.device.type,
+        batch=len(x),
+        step=step,
+        **fields,
+    )
 
 
 def _bytes(tensors) -> int:
@@ -422,24 +426,11 @@ def trace_step(
             batch=len(x),
             dtype=DTYPE_NAMES.get(x.dtype, str(x.dtype).removeprefix("torch.")),
         )
-        layers, notes = _layers(model, counter.calls, counter, train=True)
+        spec = _spec(model, x, name, counter, step=True, loss=loss or "", footprint=footprint)
     finally:
         saved.clear()
         model.train(training)
         for p, requires_grad, grad in before:
             p.requires_grad_(requires_grad)
             p.grad = grad
-    return ModelSpec(
-        name=name or type(model).__name__,
-        input=tuple(x.shape[1:]),
-        layers=tuple(layers),
-        notes=tuple(notes),
-        params_unused=_unused(model, counter),
-        uncounted=dict(counter.uncounted),
-        data_dependent=dict(counter.data_dependent),
-        counted_on=x.device.type,
-        batch=len(x),
-        step=True,
-        loss=loss or "",
-        footprint=footprint,
-    )
+    return spec

@@ -47,41 +47,34 @@ def flop_counter_macs(model: nn.Module, size) -> int:
     return total // 2
 
 
-def grouped_weight_gradients(model: nn.Module, size) -> int:
-    """(G − 1) × the forward MACs of every grouped convolution: what FlopCounterMode adds to their weight gradients.
-
-    A convolution's forward, by hand: images · output positions · Cout · Cin/G · k² (its output from a hook)."""
-    extra = []
-
-    def hook(conv, args, output):
-        if conv.groups > 1:
-            forward = output.shape[0] * output.shape[2] * output.shape[3] * conv.weight.numel()
-            extra.append((conv.groups - 1) * forward)
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+def per_call(model: nn.Module, size, kind: type, macs) -> int:
+    """The sum of ``macs(module, input, output)`` over every call of a ``kind`` module in one forward (no grad)."""
+    found = []
+    handles = [
+        m.register_forward_hook(lambda module, args, output: found.append(macs(module, args[0], output)))
+        for m in model.modules()
+        if isinstance(m, kind)
+    ]
     with torch.no_grad():
         model(torch.zeros(BATCH, *size, device="meta"))
     for handle in handles:
         handle.remove()
-    return sum(extra)
+    return sum(found)
 
 
-def cpu_attention_macs(model: nn.Module, size) -> int:
-    """The attention FlopCounterMode misses: per nn.MultiheadAttention call on B×L×E tokens with H heads of
-    E/H, forward B·H·L·L·(E/H + E/H) and backward B·H·L·L·(3·E/H + 2·E/H) (the CPU kernel recomputes QKᵀ)."""
-    calls = []
+def grouped_weight_gradients(conv, x, output) -> int:
+    """(G − 1) × the forward MACs of a grouped convolution: what FlopCounterMode adds to its weight gradient. Its
+    forward, by hand: images · output positions · Cout · Cin/G · k²."""
+    forward = output.shape[0] * output.shape[2] * output.shape[3] * conv.weight.numel()
+    return (conv.groups - 1) * forward
 
-    def hook(attention, args, output):
-        b, length, e = args[0].shape
-        head = e // attention.num_heads
-        calls.append(b * attention.num_heads * length * length * (2 * head + 5 * head))
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
-    with torch.no_grad():
-        model(torch.zeros(BATCH, *size, device="meta"))
-    for handle in handles:
-        handle.remove()
-    return sum(calls)
+def cpu_attention_macs(attention, x, output) -> int:
+    """The attention FlopCounterMode misses in a nn.MultiheadAttention call on B×L×E tokens with H heads of E/H:
+    forward B·H·L·L·(E/H + E/H), backward B·H·L·L·(3·E/H + 2·E/H) (the CPU kernel recomputes QKᵀ)."""
+    b, length, e = x.shape
+    head = e // attention.num_heads
+    return b * attention.num_heads * length * length * (2 * head + 5 * head)
 
 
 @pytest.mark.parametrize(
@@ -102,9 +95,9 @@ def test_traced_step_equals_flop_counter_mode(name, size, missed):
     ours = counter.total
     theirs = flop_counter_macs(built(name), size)
     if missed == "grouped":
-        assert theirs - ours == grouped_weight_gradients(built(name), size) > 0
+        assert theirs - ours == per_call(built(name), size, nn.Conv2d, grouped_weight_gradients) > 0
     elif missed == "attention":
-        assert ours - theirs == cpu_attention_macs(built(name), size) > 0
+        assert ours - theirs == per_call(built(name), size, nn.MultiheadAttention, cpu_attention_macs) > 0
         assert counter.backward_by_op["attention"] > 0
     else:
         assert ours == theirs
