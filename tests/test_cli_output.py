@@ -91,7 +91,7 @@ COMMANDS = {
     "layer train": ["layer", "--M", "64", "--N", "128", "--P", "2,4,8", "--D", "32", "--train", "--first"],
     "model train": ["model", "vgg16", "--gwc", "4", "--train", "--batch", "8", "--optimizer", "adam"],
     "table train": ["table", "vgg16", "P1", "DWC_PWC", "--train", "--batch", "2"],
-    "zoo train": ["zoo", "resnet*", "--train", "--batch", "2"],
+    "zoo train": ["zoo", "vgg*", "--train", "--batch", "2"],
 }
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 DATA = Path(__file__).resolve().parent / "data"
