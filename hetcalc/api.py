@@ -21,9 +21,21 @@ def layer_report(M: int, N: int, K: int, P: int, G: int | None = None, D: int = 
 
 
 def analyze(model: str, **options):
-    """A model's ModelReport (``hetcalc.core.analyze.analyze``): totals as attributes, layers via ``.frame()``."""
+    """A model's ModelReport (``hetcalc.core.analyze.analyze``): totals as attributes, layers via ``.frame()``.
+
+    With ``train=True`` on a zoo model, the step's memory is measured on the model it builds where torch is
+    installed (``hetcalc.real.load.zoo_footprints``), as ``hetcalc model NAME --train`` measures it.
+    """
+    import importlib.util
+
     from .core.analyze import analyze as run
 
+    if options.get("train") and isinstance(model, str) and "footprint" not in options:
+        if importlib.util.find_spec("torch") is not None:
+            from .real.load import zoo_footprints
+
+            batch, dtype = options.get("batch") or 1, options.get("dtype", "float32")
+            options["footprint"] = zoo_footprints(batch=batch, dtype=dtype)
     return run(model, **options)
 
 

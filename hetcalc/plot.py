@@ -535,3 +535,135 @@ def pareto_figure(payload: dict, measured: dict | None = None):
         f"{payload['model']}: best {payload['objective']}{bounds}\n{payload['prediction']}", fontsize=10
     )
     return fig
+
+
+def _bench_spec(payload: dict):
+    """The traced spec (batch 1, meta) of the model a ``hetcalc bench --model --json`` file timed: a zoo name or
+    PKG.MOD:FACTORY / path.py:FACTORY, as the file names it (torch)."""
+    from .core.zoo import get_model
+    from .real.load import load_factory, trace_factory
+
+    name, size = payload.get("model", ""), tuple(payload.get("input", ()))
+    try:
+        get_model(name)
+    except InvalidInput:
+        return trace_factory(load_factory(name), size or None, name)
+    import torch
+
+    from .real.build import build_model
+    from .real.trace import trace
+
+    with torch.device("meta"):
+        model = build_model(name)
+    return trace(model, size or model.hetcalc_input_size, name)
+
+
+def _bench_plan(spec, row: dict):
+    """The plan ``hetcalc bench --model`` timed as ``row`` (its impl, P, G), derived again from ``spec``; None
+    for a plan read from a file (the JSON does not hold it)."""
+    from .real.bench_model import IMPLS, variants
+
+    impl = row.get("impl")
+    if impl in IMPLS:
+        found = variants(spec, Ps=[row["P"]], impls=[impl])
+    elif impl == "gwc_pwc":
+        found = variants(spec, impls=[], G=row["G"])
+    elif impl == "dwc_pwc":
+        found = variants(spec, impls=[], dwc=True)
+    else:
+        return None
+    return next((v.plan for v in found if v.key == row["variant"]), None)
+
+
+def intensity_series(payload: dict, variants: list[str] | None = None) -> list[dict]:
+    """Per replaced layer of a ``hetcalc bench --model --json`` file: its arithmetic intensity after conversion
+    (forward MACs per byte it moves at the file's batch, float32: ``hetcalc.core.conventions.step``) and the
+    fraction of its FLOPs speedup the measurement realised (measured speedup / FLOPs speedup); one series per
+    network. The model is traced again (meta, torch) to size its layers; a network timed from a plan file is
+    left out (the file does not hold the plan)."""
+    from .core.conventions import step
+    from .core.plan import apply, module_name
+    from .core.records import Conv
+
+    rows = {r["variant"]: r for r in payload.get("rows", []) if r["variant"] != "standard"}
+    unknown = [v for v in variants or () if v not in rows]
+    if unknown:
+        raise InvalidInput("--variant", f"unknown {', '.join(unknown)}; in the file: {', '.join(rows)}")
+    spec, batch = _bench_spec(payload), payload.get("batch", 1)
+    series = []
+    for key in variants or list(rows):
+        plan = _bench_plan(spec, rows[key])
+        if plan is None:
+            continue
+        counts: dict[str, list[int]] = {}
+        for record in apply(spec, plan).layers:
+            if isinstance(record, Conv):
+                s = step(record, "exact", batch=batch)
+                total = counts.setdefault(module_name(record), [0, 0])
+                total[0], total[1] = total[0] + s.forward, total[1] + 4 * s.moved
+        points = []
+        for layer in payload["layers"]:
+            if layer["variant"] != key or layer["name"] not in counts or not layer.get("speedup"):
+                continue
+            macs, moved = counts[layer["name"]]
+            flops_speedup = layer["flops_before"] / layer["flops_after"]
+            points.append(
+                {
+                    "name": layer["name"],
+                    "macs": macs,
+                    "bytes": moved,
+                    "intensity": macs / moved,
+                    "speedup": layer["speedup"],
+                    "flops_speedup": flops_speedup,
+                    "realised": layer["speedup"] / flops_speedup,
+                }
+            )
+        series.append({"variant": key, "label": rows[key].get("label", key), "points": points})
+    return series
+
+
+def intensity_figure(series: list[dict], payload: dict | None = None):
+    """Realised fraction of each layer's FLOPs speedup against its arithmetic intensity (log axis), per network."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    fig = Figure(figsize=(8.5, 5.2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_xscale("log")
+    for s, marker in zip(series, cycle(_MEASURED_MARKERS)):
+        xs, ys = [p["intensity"] for p in s["points"]], [p["realised"] for p in s["points"]]
+        ax.scatter(xs, ys, marker=marker, s=46, label=s["label"], zorder=4)
+        if len(series) == 1:
+            for p in s["points"]:
+                ax.annotate(
+                    p["name"],
+                    (p["intensity"], p["realised"]),
+                    xytext=(4, 3),
+                    textcoords="offset points",
+                    fontsize=7,
+                )
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.axhline(1, color="0.35", linestyle=(0, (6, 3)), linewidth=1, zorder=1)
+    ax.annotate(
+        "FLOPs speedup realised in full",
+        xy=(0, 1),
+        xycoords=("axes fraction", "data"),
+        xytext=(4, 3),
+        textcoords="offset points",
+        fontsize=8,
+        color="0.35",
+    )
+    ax.set_ylim(bottom=0)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.set_xlabel("arithmetic intensity after conversion (MACs per byte moved, float32; log scale)")
+    ax.set_ylabel("realised fraction (measured speedup / FLOPs speedup)")
+    payload = payload or {}
+    mach = payload.get("machine", {})
+    ax.set_title(
+        f"{payload.get('model', 'model')}, batch {payload.get('batch')}: realised speedup per layer against "
+        f"intensity\n({mach.get('cpu', '?')}, {payload.get('threads')} threads)",
+        fontsize=10,
+    )
+    if series:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    return fig

@@ -90,6 +90,10 @@ COMMANDS = {
     "table": ["table", "vgg16", "P1", "P4", "PC", "GWC4_PWC", "DWC_PWC", "P4_SE", "P32_SE"],
     "latency": ["latency", "vgg16", "--P", "8"],
     "search": ["search", "vgg16", "--constraint", "flops>=P4", "--gwc", "2", "--dwc"],
+    "layer train": ["layer", "--M", "64", "--N", "128", "--P", "2,4,8", "--D", "32", "--train", "--first"],
+    "model train": ["model", "vgg16", "--gwc", "4", "--train", "--batch", "8", "--optimizer", "adam"],
+    "table train": ["table", "vgg16", "P1", "DWC_PWC", "--train", "--batch", "2"],
+    "zoo train": ["zoo", "vgg*", "--train", "--batch", "2"],
 }
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 DATA = Path(__file__).resolve().parent / "data"
@@ -168,8 +172,9 @@ def table1_rows():
 
 def test_table_reproduces_table1_hetconv_rows_and_equals_model_json():
     data = payload("table", "vgg16", "--format", "json")
-    assert set(data) == {"model", "input_size", "convention", "unit", "rows"}
+    assert set(data) == {"model", "input_size", "convention", "unit", "batch", "train", "rows"}
     assert (data["model"], data["input_size"], data["convention"]) == ("vgg16", [3, 32, 32], "paper")
+    assert (data["batch"], data["train"]) == (1, False)
     assert [r["variant"] for r in data["rows"]] == ["P1", "P2", "P4", "P8", "P16", "P32", "P64"]
     published = table1_rows()
     for row in data["rows"]:

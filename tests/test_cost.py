@@ -145,3 +145,122 @@ def test_output_size_matches_definition(d_in, K, stride, padding):
             output_size(d_in, K, stride, padding)
     else:
         assert output_size(d_in, K, stride, padding) == (d_in + 2 * padding - K) // stride + 1
+
+
+# A training step, from each kind's stages.
+
+LATENCY_0 = [
+    ("standard", lambda spec, v: cost.standard_stages(spec)),
+    ("hetconv", cost.hetconv_stages),
+    ("hetconv_grouped_sum", cost.hetconv_grouped_sum_stages),
+    ("grouped", cost.grouped_stages),
+]
+CHAINED = [("dwc_pwc", lambda spec, v: cost.dwc_pwc_stages(spec)), ("gwc_pwc", cost.gwc_pwc_stages)]
+
+
+def test_hetconv_stages_are_eqs_2_and_3():
+    # M = N = 8, K = 3, P = 2, D_o = 4: the grouped K×K conv 16·8·(8/2)·9, the 1×1 taps 16·8·(8 − 4)
+    kxk, ones = cost.hetconv_stages(ConvSpec(M=8, N=8, K=3, H=4), 2)
+    assert (kxk.cost.macs, ones.cost.macs) == (16 * 8 * 4 * 9, 16 * 8 * 4) == (4608, 512)
+    assert (kxk.outputs, ones.outputs, ones.chained) == (16 * 8, 16 * 8, False)  # both write the N×4×4 map
+    assert (
+        cost.hetconv_stages(ConvSpec(M=8, N=8, K=3, H=4), 1)[0].cost.macs == 16 * 8 * 8 * 9
+    )  # P = 1: one conv
+
+
+def test_backward_of_a_hetconv_layer_by_hand():
+    spec = ConvSpec(M=8, N=8, K=3, H=4)
+    stages = cost.hetconv_stages(spec, 2)
+    forward = 4608 + 512  # Eq. 4
+    assert (
+        cost.backward(stages).macs == 2 * forward
+    )  # input gradient + weight gradient, each Eq. 4's products
+    assert cost.backward(stages, input_grad=False).macs == forward  # the first layer: weights only
+    assert cost.backward(stages, trained=False).macs == forward  # frozen: the input gradient only
+    assert cost.backward(stages, input_grad=False, trained=False).macs == 0
+
+
+def test_backward_of_dwc_pwc_as_a_first_layer_by_hand():
+    # M = 4, N = 6, K = 3, D_o = 5: depthwise 25·4·9 = 900, pointwise 25·4·6 = 600
+    stages = cost.dwc_pwc_stages(ConvSpec(M=4, N=6, K=3, H=5))
+    # the first layer: no gradient of the data, the depthwise weights' 900; the pointwise conv reads the depthwise
+    # output, which needs a gradient (its weights are trained): 600 for its input, 600 for its weights
+    assert cost.backward(stages, input_grad=False).macs == 900 + 600 + 600
+    assert cost.backward(stages).macs == 2 * 900 + 2 * 600
+    assert cost.backward(stages, trained=False).macs == 900 + 600  # frozen: both input gradients
+    assert cost.backward(stages, input_grad=False, trained=False).macs == 0  # nothing upstream needs one
+
+
+def test_backward_of_gwc_pwc_and_bias_gradients_by_hand():
+    # M = N = 8, K = 3, G = 4, D_o = 2, bias: groupwise 4·8·2·9 = 576 + 32 adds, pointwise 4·8·8 = 256 + 32 adds
+    stages = cost.gwc_pwc_stages(ConvSpec(M=8, N=8, K=3, H=2, bias=True), 4)
+    assert cost.backward(stages) == cost.Cost(
+        2 * 576 + 2 * 256, 32 + 32, 0
+    )  # a bias gradient: one add per output
+    assert cost.backward(stages, trained=False) == cost.Cost(576 + 256, 0, 0)
+
+
+def test_squeeze_excitation_backward_reads_the_layer_output():
+    # SE on 16 channels, R = 4: fc1 16·4 (+4), fc2 4·16 (+16); both read what the layer wrote
+    stages = cost.squeeze_excitation_stages(16, 4)
+    assert [s.cost.macs for s in stages] == [64, 64] and stages[1].chained
+    assert cost.backward(stages).macs == 4 * 64
+    assert (
+        cost.backward(stages, input_grad=False).macs == 64 + 2 * 64
+    )  # fc1's weights; fc2's input and weights
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(LATENCY_0 + CHAINED),
+    st.integers(1, 4).map(lambda k: 2 * k - 1),
+    st.sampled_from([1, 2, 4]),
+    st.integers(1, 4),
+    st.integers(1, 9),
+    st.booleans(),
+)
+def test_backward_identities_of_every_kind(kind, K, value, width, D, bias):
+    """Input and weight gradients each run a stage's forward products; a chained stage's input gradient runs
+    wherever something upstream is trained."""
+    name, stages_of = kind
+    spec = ConvSpec(M=4 * width, N=4 * width, K=K, H=D, bias=bias)
+    stages = stages_of(spec, value)
+    forward = cost.total(stages)
+    assert cost.backward(stages).macs == 2 * forward.macs
+    assert cost.backward(stages, trained=False).macs == forward.macs
+    assert cost.backward(stages, input_grad=False, trained=False) == cost.ZERO
+    chained = sum(s.cost.macs for s in stages if s.chained)
+    assert cost.backward(stages, input_grad=False).macs == forward.macs + chained
+    assert cost.backward(stages).adds == forward.adds  # one bias-gradient add per biased output element
+    assert cost.activations(stages) == sum(s.outputs for s in stages)
+
+
+def test_activations_and_traffic_by_hand():
+    # standard 3 → 8, 3×3 at 4×4 from a 4×4 input, batch 2: reads 2·3·16, writes 2·8·16, weights 8·3·9 once
+    (conv,) = cost.standard_stages(ConvSpec(M=3, N=8, K=3, H=4))
+    assert cost.activations([conv]) == 8 * 16
+    assert cost.traffic([conv], 3 * 16, batch=2) == 2 * 3 * 16 + 2 * 8 * 16 + 8 * 3 * 9
+    # DWC+PWC 4 → 6 at 5×5 (stride 1): its 4×5×5 intermediate is written and read again
+    stages = cost.dwc_pwc_stages(ConvSpec(M=4, N=6, K=3, H=5))
+    assert cost.activations(stages) == 4 * 25 + 6 * 25
+    assert cost.traffic(stages, 4 * 25) == 4 * 25 + 6 * 25 + 2 * 4 * 25 + (4 * 9 + 4 * 6)
+    # HetConv: one layer, latency 0: its two stages share the input read and the output written
+    het = cost.hetconv_stages(ConvSpec(M=4, N=4, K=3, H=5), 2)
+    assert cost.traffic(het, 4 * 25) == 4 * 25 + 4 * 25 + cost.hetconv(ConvSpec(M=4, N=4, K=3), 2).params
+
+
+def test_step_memory_by_hand():
+    # 1,000 parameter bytes, 600 of them trained in 3 tensors, 40 bytes of buffers, 5,000 bytes saved
+    sgd = cost.step_memory(1000, 40, 600, 3, 5000, "sgd")
+    assert sgd == {
+        "params": 1000,
+        "buffers": 40,
+        "grads": 600,
+        "optimizer": 0,
+        "activations": 5000,
+        "total": 6640,
+    }
+    assert cost.step_memory(1000, 40, 600, 3, 5000, "momentum")["optimizer"] == 600
+    assert cost.step_memory(1000, 40, 600, 3, 5000, "adam")["optimizer"] == 2 * 600 + 4 * 3  # moments + steps
+    with pytest.raises(InvalidInput, match="^optimizer: must be one of sgd, momentum, adam, got 'lamb'"):
+        cost.step_memory(1000, 40, 600, 3, 5000, "lamb")

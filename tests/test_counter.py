@@ -9,7 +9,7 @@ import operator
 import pytest
 import torch
 import torch.nn.functional as F
-from fvcore.nn import FlopCountAnalysis
+from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -102,6 +102,22 @@ EXAMPLES = {
         (2, 3, 8, 8),
         CONV_MACS,
     ),
+    # every gradient asked for (output_mask): grad_input, the transposed convolution of grad_output over the
+    # same taps, and grad_weight, every tap summed over every position: the forward's 31,104 MACs twice; the
+    # bias's is a sum
+    "convolution_backward": (
+        {
+            "grad_output": (2, 16, 6, 6),
+            "input": (2, 3, 8, 8),
+            "weight": (16, 3, 3, 3),
+            "bias_sizes": [16],
+            **CONV,
+            "transposed": False,
+            "output_mask": [True, True, True],
+        },
+        (2, 3, 8, 8),
+        2 * CONV_MACS,
+    ),
     "mm": ({"self": (4, 8), "mat2": (8, 5)}, (4, 5), 4 * 8 * 5),
     "addmm": ({"self": (5,), "mat1": (4, 8), "mat2": (8, 5)}, (4, 5), 4 * 8 * 5),
     "_addmm_activation": ({"self": (5,), "mat1": (4, 8), "mat2": (8, 5)}, (4, 5), 4 * 8 * 5),
@@ -116,6 +132,12 @@ EXAMPLES = {
     "_scaled_dot_product_efficient_attention": (SDPA, (1, 2, 3, 8), SDPA_MACS),
     "_scaled_dot_product_flash_attention": (SDPA, (1, 2, 3, 8), SDPA_MACS),
     "_scaled_dot_product_cudnn_attention": (SDPA, (1, 2, 3, 8), SDPA_MACS),
+    # B 1 · H 2 · L 3 · S 5: QKᵀ again 3·5·8, dV 3·5·8, dP 3·5·8, dQ 3·5·8, dK 3·5·8 per head
+    "_scaled_dot_product_flash_attention_for_cpu_backward": (
+        {**SDPA, "grad_out": (1, 2, 3, 8), "out": (1, 2, 3, 8), "logsumexp": (1, 2, 3)},
+        (1, 2, 3, 8),
+        1 * 2 * 5 * (3 * 5 * 8),
+    ),
     "_efficient_attention_forward": (BLHE, (1, 3, 2, 8), SDPA_MACS),
     "_flash_attention_forward": ({**BLHE, "max_q": 3, "max_k": 5}, (1, 3, 2, 8), SDPA_MACS),
     "_native_multi_head_attention": (
@@ -533,6 +555,86 @@ def test_with_gradients_composites_arrive_decomposed():
     # autograd decomposes F.linear before the counter sees it: an addmm, a matmul
     c = module_macs(nn.Linear(8, 5), torch.zeros(4, 8), mode=torch.enable_grad)
     assert c.by_op == {"matmul": 4 * 8 * 5}
+
+
+# A training step: what autograd runs, by the module whose forward made it.
+
+
+def step(module, x, device="cpu") -> MacCounter:
+    """The counter of ``module``'s training step on ``x``: forward, then backward of the output's sum."""
+    module = copy.deepcopy(module).to(device)
+    x = x.detach().to(device).requires_grad_(x.requires_grad)
+    with MacCounter(module) as counter:
+        module(x).sum().backward()
+    return counter
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_convolution_backward_runs_what_its_output_mask_asks(device):
+    # 3 → 4, 3×3 on 6×6, no padding: 4×4 outputs · 4 · 3 · 9 = 1,728 MACs forward
+    conv = nn.Conv2d(3, 4, 3)
+    assert step(conv, torch.zeros(1, 3, 6, 6), device).backward == 1_728  # data: the weight gradient only
+    x = torch.zeros(1, 3, 6, 6, requires_grad=True)
+    c = step(conv, x, device)
+    assert (c.backward, c.total) == (2 * 1_728, 3 * 1_728)  # the input's gradient too
+    assert c.by_op == {"convolution": 1_728} and c.backward_by_op == {"convolution": 3_456}
+    conv.requires_grad_(False)
+    assert step(conv, x, device).backward == 1_728  # frozen: the input's gradient only
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_linear_layers_gradients_are_two_matmuls(device):
+    # 4 rows · 8 in · 5 out = 160: grad_input = grad_out (4×5) · W (5×8), grad_weight = grad_outᵀ (5×4) · x (4×8)
+    c = step(nn.Linear(8, 5), torch.zeros(4, 8, requires_grad=True), device)
+    assert c.by_op == {"matmul": 160} and c.backward_by_op == {"matmul": 2 * 160}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_backward_is_attributed_to_the_module_whose_forward_ran(device):
+    c = step(Net(), torch.zeros(1, 2, 4, 4), device)
+    per_module = {name: sum(ops.values()) for name, ops in c.backward_by_module.items()}
+    assert per_module == {
+        "block.conv": 1_152,  # fed by data: the weight gradient only
+        "block.fc": 2 * 192,
+        "shared": 2 * 2 * 144,  # both calls, each its input's and its weight's gradient
+        "": 144,  # y @ ones: the constant needs no gradient, y does
+        "head.1": 2 * 96,
+    }
+    assert c.backward == sum(per_module.values()) and c.total == c.backward + sum(c.by_op.values())
+    assert c.subtree_macs(c.backward_by_module)["block"] == 1_152 + 2 * 192
+
+
+def test_activations_are_what_fvcore_counts():
+    # outputs: block.conv 4·4·4 = 64, block.fc 16·3 = 48, shared 48 twice, y @ ones 48, head.1 2
+    c = module_macs(Net(), torch.zeros(1, 2, 4, 4))
+    assert c.activations == 64 + 48 + 2 * 48 + 48 + 2 == 258
+    assert c.activations_by_module == {"block.conv": 64, "block.fc": 48, "shared": 96, "": 48, "head.1": 2}
+    analysis = ActivationCountAnalysis(Net().eval(), (torch.zeros(1, 2, 4, 4),))
+    analysis.unsupported_ops_warnings(False)
+    assert analysis.total() == 258
+    assert step(Net(), torch.zeros(1, 2, 4, 4)).activations == 258  # the backward's matmuls are not outputs
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_step_on_meta_runs_the_attention_kernel_the_cpu_runs(device):
+    # batch 2 · 4 heads · L = S = 6 · head width 4: forward QKᵀ and A·V 2·4·6·6·(4 + 4) = 2,304; the CPU's flash
+    # backward recomputes QKᵀ, then dV, dP, dQ, dK: 2·4·6·6·(3·4 + 2·4) = 5,760. Meta alone would take the math path
+    layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True)
+    c = step(layer, torch.zeros(2, 6, 16), device)
+    assert (c.by_op["attention"], c.backward_by_op["attention"]) == (2_304, 5_760)
+    assert not c.uncounted
+
+
+def test_the_attention_kernel_is_registered_for_the_step_only():
+    has = lambda: torch._C._dispatch_has_kernel_for_dispatch_key(
+        "aten::scaled_dot_product_attention", "AutogradMeta"
+    )
+    assert not has()
+    with MacCounter():
+        assert has()
+    assert not has()
+    with torch.no_grad(), MacCounter():
+        assert not has()  # inference needs no gradient: nothing to choose
 
 
 @pytest.mark.parametrize("device", DEVICES)

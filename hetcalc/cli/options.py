@@ -5,14 +5,20 @@
 - ``NAME`` or ``--module PKG.MOD:FACTORY`` (with ``--input-size``, ``--arg``) wherever a model is taken;
 - ``--count-on meta|cpu``: where a model is built and traced to count it; ``--device`` is only ever
   the device a timing runs on (``bench``, ``latency``);
-- ``--json`` on every command that prints a table, ``--csv FILE`` beside it.
+- ``--json`` on every command that prints a table, ``--csv FILE`` beside it;
+- ``--train`` (a training step), ``--batch`` (images per pass of a count), ``--frozen``, ``--loss``,
+  ``--optimizer``, ``--dtype``: what a count of a step covers (``layer``, ``model``, ``table``).
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 import click
 
-from ..core.errors import InvalidInput
+from ..core.cost import DTYPES, OPTIMIZERS
+from ..core.errors import InvalidInput, positive_int
 from . import needs_torch, working
 
 json_option = click.option(
@@ -177,6 +183,92 @@ timing_options = _stack(
 """--batch, --threads, --repeats, --min-time, --channels-last: how a timing runs (bench, latency)."""
 
 
+train_option = click.option(
+    "--train",
+    is_flag=True,
+    help="Count one training step: forward + backward (each layer's input and weight gradients; none of the input "
+    "for the first layer, none of the weights for a frozen one), and, for a model, the step's memory.",
+)
+batch_option = click.option(
+    "--batch", type=int, default=None, help="Images per pass; counts are for the whole batch  [default: 1]."
+)
+dtype_option = click.option(
+    "--dtype",
+    type=click.Choice(list(DTYPES)),
+    default="float32",
+    show_default=True,
+    help="Element type of parameters, gradients, optimizer state and activations: the bytes each layer moves "
+    "and a step holds.",
+)
+frozen_option = click.option(
+    "--frozen",
+    multiple=True,
+    metavar="NAME",
+    help="With --train: a layer (name or glob; a module and everything below it) whose parameters are not "
+    "trained, so it computes no weight gradient; repeat it or separate names with commas.",
+)
+loss_option = click.option(
+    "--loss",
+    default=None,
+    metavar="NAME",
+    help="With --train and --module: the output the loss sums (a dict key, a named-tuple field or an "
+    "index)  [default: every output].",
+)
+optimizer_option = click.option(
+    "--optimizer",
+    type=click.Choice(list(OPTIMIZERS)),
+    default=None,
+    help="With --train: the optimizer whose state the memory counts: sgd (none), momentum (a buffer per "
+    "parameter), adam (two moments)  [default: sgd].",
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a count covers, from ``--train``, ``--batch``, ``--frozen``, ``--loss``, ``--optimizer``, ``--dtype``."""
+
+    train: bool = False
+    batch: int = 1
+    frozen: tuple[str, ...] = ()
+    loss: str | None = None
+    optimizer: str | None = None
+    dtype: str = "float32"
+
+    def counted(self, traced: bool) -> dict:
+        """The options ``hetcalc.core.analyze`` takes (a traced step was frozen as it was traced)."""
+        frozen = {} if traced else {"frozen": list(self.frozen)}
+        return {
+            "train": self.train,
+            "batch": self.batch,
+            "optimizer": self.optimizer,
+            "dtype": self.dtype,
+            **frozen,
+        }
+
+
+STEP_OPTIONS = {"frozen": frozen_option, "loss": loss_option, "optimizer": optimizer_option}
+
+
+def step_options(*names: str, train_batch: int = 1):
+    """--train, --batch and --dtype, and those of --frozen, --loss, --optimizer that ``names`` names, given to the
+    command as one ``step`` (a ``Step``), checked: each of the others needs --train; --batch defaults to 1, and
+    to ``train_batch`` with --train."""
+
+    def decorate(command):
+        @functools.wraps(command)
+        def run(*args, train, batch, dtype, frozen=(), loss=None, optimizer=None, **kwargs):
+            for flag, value in (("--frozen", frozen), ("--loss", loss), ("--optimizer", optimizer)):
+                if value and not train:
+                    raise InvalidInput(flag, "applies to a training step: add --train")
+            batch = positive_int("--batch", (train_batch if train else 1) if batch is None else batch)
+            frozen = tuple(name.strip() for value in frozen for name in value.split(",") if name.strip())
+            return command(*args, step=Step(train, batch, frozen, loss, optimizer, dtype), **kwargs)
+
+        return _stack([train_option, batch_option, *(STEP_OPTIONS[n] for n in names), dtype_option])(run)
+
+    return decorate
+
+
 def refuse_module_options(name: str, given) -> None:
     """InvalidInput for the first (flag, value) of ``given`` set with zoo model ``name``: options of --module only."""
     for option, value in given:
@@ -212,19 +304,33 @@ def read_plan(plan_file):
     return Plan.read(plan_file)
 
 
-def traced(module, input_size, count_on, arguments=()):
-    """The ModelSpec of a user's model (``--module``): torch is imported here, only when asked for."""
+def traced(module, input_size, count_on, arguments=(), step: Step | None = None):
+    """The ModelSpec of a user's model (``--module``): torch is imported here, only when asked for.
+
+    ``step``: with ``train``, the model is traced through a training step (``hetcalc.real.trace.trace_step``),
+    at its batch, converted to its dtype first.
+    """
     needs_torch("--module")
     from ..real.load import factory_arguments, load_factory, trace_factory
 
+    step = step or Step()
     factory = load_factory(module)
     with working(f"tracing {module}"):
         return trace_factory(
-            factory, input_size or None, name=module, device=count_on, arguments=factory_arguments(arguments)
+            factory,
+            input_size or None,
+            name=module,
+            device=count_on,
+            arguments=factory_arguments(arguments),
+            batch=step.batch,
+            train=step.train,
+            frozen=step.frozen,
+            loss=step.loss,
+            dtype=step.dtype,
         )
 
 
-def model_source(name, module, input_size, dataset, count_on="meta", arguments=()):
+def model_source(name, module, input_size, dataset, count_on="meta", arguments=(), step: Step | None = None):
     """What to count: zoo model NAME (returned as is) or ``--module`` (its traced ModelSpec), exactly one."""
     if (name is None) == (module is None):
         raise InvalidInput(
@@ -236,22 +342,48 @@ def model_source(name, module, input_size, dataset, count_on="meta", arguments=(
         refuse_module_options(
             name, (("--input-size", input_size), ("--count-on", count_on != "meta"), ("--arg", arguments))
         )
+        if step and step.loss:
+            raise InvalidInput("--loss", "applies to --module only: a zoo model returns one output")
         return name
     if dataset is not None:
         raise InvalidInput("--dataset", "applies to zoo models only, not to --module")
-    return traced(module, input_size, count_on, arguments)
+    return traced(module, input_size, count_on, arguments, step)
 
 
-def counted(
-    name, module, input_size, arguments, count_on, dataset, P, G, dwc, impl, plan_file, se, convention
-):
-    """The ModelReport the model and variant options ask for (``model``, ``plot model``): zoo model NAME or
-    ``--module``, counted by ``hetcalc.core.analyze`` as --P, --gwc, --dwc or --plan builds it."""
+def footprint_of(source, module=None, arguments=(), step: Step | None = None):
+    """How the memory of a counted step is measured (``hetcalc.core.analyze``'s ``footprint``): a function of the
+    records counted and their plan that builds that model on meta and runs its step; None without torch."""
+    import importlib.util
+
+    if step is None or not step.train or importlib.util.find_spec("torch") is None:
+        return None
+    if module is None:
+        from ..real.load import zoo_footprints
+
+        return zoo_footprints(batch=step.batch, dtype=step.dtype)
+    from ..real.load import module_footprint
+
+    return lambda after, plan: module_footprint(
+        module,
+        plan,
+        source,
+        arguments=arguments,
+        batch=step.batch,
+        frozen=step.frozen,
+        loss=step.loss,
+        dtype=step.dtype,
+    )
+
+
+def analysed(source, dataset, P, G, dwc, impl, plan_file, se, convention, step=None, footprint=None):
+    """``hetcalc.core.analyze`` of ``source`` (a zoo name or a traced spec) as the variant and step options ask;
+    ``footprint``: how its step's memory is measured (``footprint_of``)."""
     from ..core.analyze import analyze
+    from ..core.records import ModelSpec
 
-    source = model_source(name, module, input_size, dataset, count_on, arguments)
     variant = chosen_variant(P, G, dwc, plan_file)
     plan = read_plan(plan_file)
+    step = step or Step()
     return analyze(
         source,
         dataset=dataset,
@@ -262,4 +394,29 @@ def counted(
         impl=impl,
         plan=plan,
         convention=convention,
+        footprint=footprint,
+        **step.counted(isinstance(source, ModelSpec)),
     )
+
+
+def counted(
+    name,
+    module,
+    input_size,
+    arguments,
+    count_on,
+    dataset,
+    P,
+    G,
+    dwc,
+    impl,
+    plan_file,
+    se,
+    convention,
+    step=None,
+):
+    """The ModelReport the model, variant and step options ask for (``model``, ``plot model``): zoo model NAME
+    or ``--module``, counted by ``hetcalc.core.analyze`` as --P, --gwc, --dwc or --plan builds it."""
+    source = model_source(name, module, input_size, dataset, count_on, arguments, step)
+    footprint = footprint_of(source, module, arguments, step)
+    return analysed(source, dataset, P, G, dwc, impl, plan_file, se, convention, step, footprint)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from ..core.errors import InvalidInput
+from . import needs_torch
 from .options import chosen_variant, count_on_option, counted, module_options, variant_options
 
 json_option = click.option(
@@ -38,9 +39,17 @@ def _write(fig, out, as_json):
     click.echo(f"Wrote {out} ({fmt.upper()})", err=as_json)
 
 
+variant_option = click.option(
+    "--variant",
+    "variants",
+    multiple=True,
+    help="Networks to draw, as the JSON names them ('fast P=4'; repeatable)  [default: all].",
+)
+
+
 @click.group()
 def plot():
-    """Figures: the paper's Figure 5 (speedup against P) and per-layer FLOPs of a model."""
+    """Figures: the paper's Figure 5 (speedup against P), per-layer FLOPs of a model, and bench results."""
 
 
 @plot.command()
@@ -123,12 +132,7 @@ def model(out, as_json, **options):
 
 @plot.command(name="bench")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option(
-    "--variant",
-    "variants",
-    multiple=True,
-    help="Networks to draw, as the JSON names them ('fast P=4'; repeatable)  [default: all].",
-)
+@variant_option
 @click.option(
     "--view",
     type=click.Choice(["speedup", "share"]),
@@ -181,3 +185,40 @@ def pareto_plot(file, measured, out):
     _check_out(out, False)
     checked = _read_json(measured, "measured") if measured else None
     _write(pareto_figure(load_search(file), checked), out, False)
+
+
+@plot.command(name="intensity")
+@click.argument("file", type=click.Path(dir_okay=False))
+@variant_option
+@out_option
+@json_option
+def intensity_plot(file, variants, out, as_json):
+    """Each replaced layer's realised fraction of its FLOPs speedup against its arithmetic intensity, from
+    'hetcalc bench --model --json'.
+
+    \b
+    Example:  hetcalc bench --model vgg16 --P 4,8 --json > vgg.json
+              hetcalc plot intensity vgg.json --out vgg_intensity.png
+    Intensity: forward MACs per byte a layer moves after conversion (input read, weights read, output
+    written, in float32, at the file's batch); realised: measured speedup / FLOPs speedup of the layer.
+    The model named in the file is traced again on the meta device (torch) to size its layers.
+    """
+    from ..plot import intensity_figure, intensity_series, load_bench
+
+    _check_out(out, as_json)
+    needs_torch("plot intensity")
+    payload = load_bench(file)
+    series = intensity_series(payload, list(variants) or None)
+    if as_json:
+        from ..render import print_json
+
+        print_json(
+            {
+                "figure": "intensity",
+                "model": payload.get("model"),
+                "batch": payload.get("batch"),
+                "series": series,
+            }
+        )
+    if out is not None:
+        _write(intensity_figure(series, payload), out, as_json)

@@ -5,18 +5,21 @@ from __future__ import annotations
 import click
 
 from ..render import Column, check_csv_path, console, fitted, print_json, si, write_csv
-from .options import convention_option, csv_option, json_option
+from .options import convention_option, csv_option, footprint_of, json_option, step_options
+from .table import TRAIN_BATCH
 
 
 @click.command()
 @click.argument("pattern", default="*")
 @convention_option("exact")  # the real networks' parameters, as nn.Module.parameters() counts
+@step_options("optimizer", train_batch=TRAIN_BATCH)
 @csv_option
 @json_option
-def zoo(pattern, convention, csv_path, as_json):
+def zoo(pattern, convention, step, csv_path, as_json):
     """List the zoo models matching PATTERN (shell-style, default all), as defined on their default dataset.
 
     Any model can be counted with 'hetcalc model NAME'; --dataset picks another of its datasets.
+    With --train: a training step's FLOPs and the memory it holds, at --batch (default 128 with --train).
     """
     from ..core.analyze import analyze
     from ..core.conventions import UNIT
@@ -24,9 +27,12 @@ def zoo(pattern, convention, csv_path, as_json):
 
     if csv_path:
         check_csv_path(csv_path)
+    footprint, train = footprint_of(None, step=step), step.train
     rows = []
     for name in list_models(pattern):
-        report = analyze(name, variant="standard", convention=convention)
+        report = analyze(
+            name, variant="standard", convention=convention, footprint=footprint, **step.counted(False)
+        )
         rows.append(
             {
                 "model": name,
@@ -35,6 +41,16 @@ def zoo(pattern, convention, csv_path, as_json):
                 "input": report.input,
                 "flops": report.flops,
                 "params": report.params,
+                **(
+                    {
+                        "forward_flops": report.forward_flops,
+                        "backward_flops": report.backward_flops,
+                        "memory": report.memory and report.memory["total"],
+                        "saved_bytes": report.saved_bytes,
+                    }
+                    if train
+                    else {}
+                ),
                 "description": model_doc(name),
             }
         )
@@ -43,7 +59,9 @@ def zoo(pattern, convention, csv_path, as_json):
         if csv_path == "-":
             return
     if as_json:
-        print_json({"convention": convention, "unit": UNIT[convention], "models": rows})
+        context = {"batch": step.batch, "train": train}
+        context.update({"dtype": step.dtype, "optimizer": step.optimizer or "sgd"} if train else {})
+        print_json({"convention": convention, "unit": UNIT[convention], **context, "models": rows})
         return
     if not rows:
         console().print(
@@ -55,8 +73,9 @@ def zoo(pattern, convention, csv_path, as_json):
         Column("dataset", "left"),
         Column("also", "left", drop=2),
         Column("input"),
-        Column("FLOPs"),
+        Column("step\nFLOPs" if train else "FLOPs"),
         Column("params"),
+        *([Column("memory")] if train else []),
         Column("description", "left", drop=1, fold=True, wrap=True),
     ]
     body = [
@@ -67,10 +86,13 @@ def zoo(pattern, convention, csv_path, as_json):
             "×".join(map(str, r["input"])),
             si(r["flops"]),
             si(r["params"]),
+            *([si(r["memory"]) + "B" if r["memory"] else "—"] if train else []),
             r["description"],
         ]
         for r in rows
     ]
     out = console()
-    title = f"hetcalc model zoo ({len(rows)} models)"
+    title = f"hetcalc model zoo ({len(rows)} models)" + (
+        f": a training step at batch {step.batch} ({step.dtype}, {step.optimizer or 'sgd'})" if train else ""
+    )
     out.print(fitted(title, columns, body, f"convention: {convention} — {UNIT[convention]}", width=out.width))

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 
-from . import conventions, kinds
+from . import conventions, cost, kinds
 from . import plan as plan_module
 from .cost import saved_pct
 from .cost import speedup as eq9_speedup
-from .errors import InvalidInput
+from .errors import InvalidInput, positive_int
 from .plan import P_setting, Plan
-from .records import Conv, Linear, ModelSpec, Ops
+from .records import Conv, Footprint, Linear, ModelSpec, Ops, freeze
 from .zoo import get_model
 
 
@@ -29,15 +29,22 @@ def _number(value):
     return int(value) if value.denominator == 1 else float(value)
 
 
-def _layer_row(before, after, convention: str) -> dict:
-    """One row of the per-layer table; counts stay exact (int or Fraction) here."""
-    (flops_before, params_before), (flops_after, params_after) = (
-        conventions.measure(before, convention),
-        conventions.measure(after, convention),
+def _layer_row(before, after, convention: str, batch: int, train: bool, input_grad: bool, size: int) -> dict:
+    """One row of the per-layer table; counts stay exact (int or Fraction) here.
+
+    ``flops_before``/``flops_after`` are a training step's where ``train`` (``forward_flops`` + ``backward_flops``
+    of the layer as counted); ``activations``, ``bytes`` (``size`` bytes an element) and ``intensity`` (forward
+    MACs per byte) are the layer's as counted, for ``batch`` images.
+    """
+    first, last = (
+        conventions.step(layer, convention, batch=batch, train=train, input_grad=input_grad)
+        for layer in (before, after)
     )
     conv, linear = isinstance(after, Conv), isinstance(after, Linear)
     kind = after.kind if conv else "linear" if linear else "ops" if isinstance(after, Ops) else "other"
-    return {
+    moved = None if last.moved is None else last.moved * size
+    macs = conventions.step(after, "exact", batch=batch).forward
+    row = {
         "name": after.name,
         "kind": kind,
         "kind_before": before.kind if conv else kind,
@@ -55,14 +62,27 @@ def _layer_row(before, after, convention: str) -> dict:
         "G": after.G if conv else None,
         "impl": after.impl if conv else None,
         "se": after.se if conv else None,
-        "flops_before": flops_before,
-        "flops_after": flops_after,
-        "params_before": params_before,
-        "params_after": params_after,
+        "flops_before": first.forward + (first.backward or 0),
+        "flops_after": last.forward + (last.backward or 0),
+        "params_before": first.params,
+        "params_after": last.params,
+        "activations": last.activations,
+        "bytes": moved,
+        "intensity": float(Fraction(macs, moved)) if moved else None,
     }
+    if train:
+        row.update(
+            forward_flops=last.forward,
+            backward_flops=last.backward,
+            flops=last.forward + last.backward,
+            input_grad=input_grad if conv or linear else None,
+            frozen=after.frozen if conv or linear else None,
+        )
+    return row
 
 
 COUNTS = ("flops_before", "flops_after", "params_before", "params_after")
+STEP = ("forward_flops", "backward_flops")
 
 
 def _ops_text(layer: Ops) -> str:
@@ -70,19 +90,24 @@ def _ops_text(layer: Ops) -> str:
     return ", ".join(f"{op} {macs:,}" for op, macs in layer.macs)
 
 
-def flops_by_op(layers, convention: str) -> dict[str, int | float]:
+def flops_by_op(layers, convention: str, steps=None) -> dict[str, int | float]:
     """FLOPs per operator family: each record's FLOPs split over the operators that run it.
 
     A convolution's kind runs its MACs as ``hetcalc.core.kinds.families`` says (HetConv2d exact: its
     K×K taps as a convolution, its 1×1 taps as a matmul); under the paper convention its FLOPs are
     split in the same proportion. Linear layers are ``linear``; an Ops record holds its families.
+    ``steps``: each record's ``hetcalc.core.conventions.Step`` (a count at a batch, or of a training step,
+    whose gradients run on the operators of the forward); None: one image's forward.
     """
     totals: dict[str, Fraction] = {}
-    for layer in layers:
+    for i, layer in enumerate(layers):
+        step = steps[i] if steps else None
         if isinstance(layer, Ops):
-            parts = list(layer.macs)
+            parts = list(layer.macs) + (list(layer.backward) if step and step.backward is not None else [])
         elif isinstance(layer, (Conv, Linear)):
-            flops = Fraction(conventions.measure(layer, convention)[0])
+            flops = Fraction(
+                step.forward + (step.backward or 0) if step else conventions.measure(layer, convention)[0]
+            )
             shares = {"linear": 1} if isinstance(layer, Linear) else kinds.families(layer)
             whole = sum(shares.values())
             parts = [(family, flops * share / whole) for family, share in shares.items()] if whole else []
@@ -103,6 +128,14 @@ class ModelReport:
     no formula ran, so the totals may miss MACs), ``counted_on``, ``fallback`` and ``params_unused``;
     ``notes`` are sentences rendered from these fields and the layers' reasons. ``flops_by_op``
     splits ``flops`` by operator family; a layer row's ``note`` says why it stays as it is.
+
+    Counts are for ``batch`` images. With ``train``, ``flops`` (and each row's ``flops_after``) is a training
+    step, ``forward_flops`` + ``backward_flops``; ``frozen`` names the layers with no weight gradient, ``loss``
+    the output summed into the loss ("" all of them) for a traced model; ``saved_bytes`` is what autograd keeps
+    for backward and ``memory`` the step's bytes by part (``hetcalc.core.cost.step_memory``, with ``optimizer``),
+    where a footprint was measured. ``activations`` (output elements of convolutions, linears and matmuls),
+    ``bytes`` (what the layers read and write, in ``dtype``) and ``intensity`` (forward MACs per byte) are the
+    forward's, over the layers with a traffic formula (``bytes`` None in a row without one).
     """
 
     model: str
@@ -131,6 +164,19 @@ class ModelReport:
     counted_on: str = ""
     fallback: str = ""
     plan: dict = field(default_factory=dict, repr=False)
+    batch: int = 1
+    train: bool = False
+    forward_flops: int | float | None = None
+    backward_flops: int | float | None = None
+    activations: int = 0
+    bytes: int = 0
+    intensity: float | None = None
+    dtype: str = "float32"
+    frozen: list[str] = field(default_factory=list)
+    loss: str | None = None
+    saved_bytes: int | None = None
+    optimizer: str | None = None
+    memory: dict | None = None
 
     def variant_title(self) -> str:
         """'HetConv P=4', 'HetConv P = M per layer (PC)', 'GWC+PWC G=4', 'DWC+PWC + SE R=8', 'plan', …"""
@@ -170,14 +216,38 @@ def analyze(
     impl: str = "exact",
     plan: Plan | None = None,
     convention: str = "paper",
+    batch: int | None = None,
+    train: bool = False,
+    frozen=(),
+    dtype: str = "float32",
+    optimizer: str | None = None,
+    footprint=None,
 ) -> ModelReport:
     """Count ``model`` (a zoo name or a ModelSpec) as ``plan`` builds it, or as ``variant`` (default
-    hetconv: the plan ``hetcalc.core.plan.derive`` makes), under ``convention``.
+    hetconv: the plan ``hetcalc.core.plan.derive`` makes), under ``convention``, for ``batch`` images.
 
-    Baseline: the same model unmodified (no replacement, no SE), counted the same way.
+    Baseline: the same model unmodified (no replacement, no SE), counted the same way. ``train``: a training
+    step, forward + backward (``hetcalc.core.conventions.step``): a layer's input needs a gradient where autograd
+    said so in a traced step (``hetcalc.real.trace.trace_step``), else (a zoo model) where a layer before it is
+    trained, so the first layer computes none; ``frozen`` (names or globs of layers, and of the modules above
+    them) computes no weight gradient. ``dtype`` sizes the bytes each layer moves. ``footprint``: what a step
+    of the real model counted holds (a ``Footprint``, or a function of the records counted and the plan that
+    measures one: ``hetcalc.real.load.zoo_footprint``), for ``saved_bytes`` and, with ``optimizer``, ``memory``;
+    a traced step's own where the plan changes nothing.
     """
     conventions.check(convention)
+    if dtype not in cost.DTYPES:
+        raise InvalidInput("dtype", f"must be one of {', '.join(cost.DTYPES)}, got {dtype!r}")
+    if optimizer is not None and not train:
+        raise InvalidInput("optimizer", "applies to a training step (train) only")
+    if optimizer is not None and optimizer not in cost.OPTIMIZERS:
+        raise InvalidInput("optimizer", f"must be one of {', '.join(cost.OPTIMIZERS)}, got {optimizer!r}")
     spec = model if isinstance(model, ModelSpec) else get_model(model, dataset)
+    batch = _batch(spec, batch)
+    if frozen and not train:
+        raise InvalidInput("frozen", "applies to a training step (train) only")
+    if train:
+        spec = _trainable(spec, frozen)
     if plan is not None:
         given = [name for name, value in (("variant", variant), ("P", P), ("G", G), ("se", se)) if value]
         if given:
@@ -188,10 +258,28 @@ def analyze(
         plan = plan_module.derive(spec, variant, P, G, impl=impl, se=se)
     after = plan_module.apply(spec, plan)
     P = P_setting(P) if variant == "hetconv" else None
-    rows = [_layer_row(b, a, convention) for b, a in zip(spec.layers, after.layers)]
-    rows = [r for r in rows if r["kind"] != "other" or any(r[key] for key in COUNTS)]
+    flags = input_grads(spec) if train else [True] * len(spec.layers)
+    size = cost.DTYPES[dtype]
+    times = batch if spec.batch is None else 1  # a traced spec's records hold its batch already
+    rows = [
+        _layer_row(b, a, convention, times, train, flag, size)
+        for b, a, flag in zip(spec.layers, after.layers, flags)
+    ]
+    steps = [
+        conventions.step(a, convention, batch=times, train=train, input_grad=flag)
+        for a, flag in zip(after.layers, flags)
+    ]
+    keep = [r["kind"] != "other" or any(r[key] for key in COUNTS) for r in rows]
+    rows = [r for r, kept in zip(rows, keep) if kept]
     base_flops, flops, base_params, params = (sum(r[key] for r in rows) for key in COUNTS)
-    rows = [{k: _number(v) if k in COUNTS else v for k, v in r.items()} for r in rows]
+    forward, backward = (sum(r[key] for r in rows) if train else None for key in STEP)
+    moved = sum(r["bytes"] for r in rows if r["bytes"] is not None)
+    macs = sum(
+        conventions.step(a, "exact", batch=times).forward for a, r in zip(after.layers, rows) if r["bytes"]
+    )
+    changed = any(r["changed"] for r in rows)
+    footprint = _footprint(spec, after, plan, footprint, changed, dtype) if train else None
+    rows = [{k: _number(v) if k in COUNTS + STEP + ("flops",) else v for k, v in r.items()} for r in rows]
     return ModelReport(
         model=spec.name,
         dataset=spec.dataset,
@@ -210,16 +298,99 @@ def analyze(
         G=G if variant == "gwc_pwc" else None,
         se=se,
         impl=impl if variant == "hetconv" else None,
-        notes=notes(spec) + _nothing_replaced(variant, rows, P),
+        notes=notes(spec) + _nothing_replaced(variant, rows, P) + _step_notes(train, footprint),
         params_unused=spec.params_unused,
-        flops_by_op=flops_by_op(after.layers, convention),
+        flops_by_op=flops_by_op(after.layers, convention, steps),
         uncounted=dict(spec.uncounted),
         data_dependent=dict(spec.data_dependent),
         partial=bool(spec.uncounted),
         counted_on=spec.counted_on,
         fallback=spec.fallback,
         plan=plan.to_dict(),
+        batch=batch,
+        train=train,
+        forward_flops=None if forward is None else _number(forward),
+        backward_flops=None if backward is None else _number(backward),
+        activations=sum(r["activations"] for r in rows),
+        bytes=moved,
+        intensity=float(Fraction(macs, moved)) if moved else None,
+        dtype=dtype,
+        frozen=[r["name"] for r in rows if r.get("frozen")],
+        loss=spec.loss if train and spec.step else None,
+        saved_bytes=footprint.saved if train and footprint else None,
+        optimizer=(optimizer or "sgd") if train else None,
+        memory=_memory(footprint, optimizer or "sgd") if train and footprint else None,
     )
+
+
+def _batch(spec: ModelSpec, batch) -> int:
+    """The batch to count ``spec`` at: as given, else the one it was traced at (1 for the zoo); a traced spec's
+    operators were counted at its own batch only."""
+    if batch is None:
+        return spec.batch or 1
+    batch = positive_int("batch", batch)
+    if spec.batch is not None and batch != spec.batch:
+        raise InvalidInput(
+            "batch", f"{spec.name} was traced at batch {spec.batch}: trace it at batch {batch} to count that"
+        )
+    return batch
+
+
+def _trainable(spec: ModelSpec, frozen) -> ModelSpec:
+    """``spec`` ready for a training step: its ``frozen`` layers marked, checked to have something to train."""
+    if spec.counted_on and not spec.step:
+        raise InvalidInput(
+            "train",
+            f"{spec.name} was traced without a training step: trace it with hetcalc.real.trace.trace_step",
+        )
+    if frozen and spec.step:
+        raise InvalidInput("frozen", f"{spec.name} was traced as a step: freeze its layers when tracing it")
+    spec = freeze(spec, frozen) if frozen else spec
+    if not any(conventions.measure(layer, "exact")[1] for layer in spec.layers):
+        raise InvalidInput("train", f"{spec.name} has no parameters: a training step has nothing to train")
+    held = [layer for layer in spec.layers if isinstance(layer, (Conv, Linear)) and layer.call == 1]
+    others = any(not isinstance(layer, (Conv, Linear, Ops)) and layer.params for layer in spec.layers)
+    if held and all(layer.frozen for layer in held) and not (spec.step and others):
+        raise InvalidInput(
+            "frozen", f"freezes every layer of {spec.name}: a training step has nothing to train"
+        )
+    return spec
+
+
+def input_grads(spec: ModelSpec) -> list[bool]:
+    """Whether each record's input needs a gradient: as a traced step says (``input_grad``), else where a layer
+    before it in call order is trained (the zoo's networks are chains: every earlier layer feeds it), so the
+    first layer, fed by data, computes none."""
+    flags, upstream = [], False
+    for layer in spec.layers:
+        known = getattr(layer, "input_grad", None)
+        flags.append(upstream if known is None else known)
+        if isinstance(layer, (Conv, Linear)):
+            upstream = upstream or not layer.frozen
+    return flags
+
+
+def _footprint(spec: ModelSpec, after: ModelSpec, plan: Plan, given, changed: bool, dtype: str):
+    """The footprint of the model counted: a traced step's own where nothing changed, else ``given`` (or what it
+    measures); checked to be in ``dtype``."""
+    found = (
+        spec.footprint if spec.footprint and not changed else given(after, plan) if callable(given) else given
+    )
+    if found is not None and found.dtype != dtype:
+        raise InvalidInput("dtype", f"the step of {spec.name} was measured in {found.dtype}, not {dtype}")
+    return found
+
+
+def _memory(footprint: Footprint, optimizer: str) -> dict[str, int]:
+    f = footprint
+    return cost.step_memory(f.params, f.buffers, f.trained, f.trained_tensors, f.saved, optimizer)
+
+
+def _step_notes(train: bool, footprint) -> list[str]:
+    """Where a training step's memory is not counted, why."""
+    if not train or footprint:
+        return []
+    return ["saved_bytes and memory are measured on the real model counted: no footprint given, not counted"]
 
 
 def notes(spec: ModelSpec) -> list[str]:
@@ -241,7 +412,7 @@ def notes(spec: ModelSpec) -> list[str]:
         C, H, W = spec.input
         ops = ", ".join(f"{op} ×{n}" for op, n in sorted(spec.data_dependent.items()))
         said.append(
-            f"counted on this input (1×{C}×{H}×{W} of zeros): data-dependent operators ({ops}) decide what runs, "
+            f"counted on this input ({spec.batch or 1}×{C}×{H}×{W} of zeros): data-dependent operators ({ops}) decide what runs, "
             "so another input may run other operations"
         )
     return said

@@ -88,12 +88,16 @@ def check(convention: str) -> str:
 
 @dataclass(frozen=True)
 class LayerCosts:
-    """A record's costs: as built, the standard convolution its reduction is measured against, SE, BatchNorm."""
+    """A record's costs: as built, the standard convolution its reduction is measured against, SE, BatchNorm;
+    and the stages (``hetcalc.core.cost.Stage``) of the first three, from which a training step is counted."""
 
     built: Cost
     standard: Cost
     se: Cost = cost.ZERO
     norm: Cost = cost.ZERO
+    stages: tuple = ()
+    standard_stages: tuple = ()
+    se_stages: tuple = ()
 
 
 def costs(layer) -> LayerCosts:
@@ -105,21 +109,23 @@ def costs(layer) -> LayerCosts:
     """
     norm = sum((cost.batchnorm(c) for c in layer.norm), cost.ZERO)
     if isinstance(layer, Linear):
-        built = held(layer, cost.linear(layer.in_features, layer.out_features, layer.bias, layer.positions))
-        return LayerCosts(built, built, norm=norm)
+        stages = cost.linear_stages(layer.in_features, layer.out_features, layer.bias, layer.positions)
+        built = held(layer, cost.total(stages))
+        return LayerCosts(built, built, norm=norm, stages=stages, standard_stages=stages)
     if isinstance(layer, Ops):
         built = Cost(sum(macs for _, macs in layer.macs))
         return LayerCosts(built, built, norm=norm)
     if not isinstance(layer, Conv):  # Other: parameters only
         return LayerCosts(Cost(0, 0, layer.params), Cost(0, 0, layer.params), norm=norm)
     if layer.taps is not None:
-        built = cost.masked(layer.taps, layer.spec.positions, layer.N, layer.spec.bias)
-        standard = cost.grouped(layer.spec, layer.G or 1) if layer.kind == "masked" else built
+        stages = cost.masked_stages(layer.taps, layer.spec.positions, layer.N, layer.spec.bias)
+        standard = cost.grouped_stages(layer.spec, layer.G or 1) if layer.kind == "masked" else stages
     else:
-        built = kinds.layer_cost(layer.spec, layer.kind, layer.setting, layer.mid)
-        standard = built if layer.kind == "grouped" else cost.standard(layer.spec)
-    se = cost.squeeze_excitation(layer.N, layer.se, name=layer.name) if layer.se else cost.ZERO
-    return LayerCosts(held(layer, built), standard, se, norm)
+        stages = kinds.layer_stages(layer.spec, layer.kind, layer.setting, layer.mid)
+        standard = stages if layer.kind == "grouped" else cost.standard_stages(layer.spec)
+    se = cost.squeeze_excitation_stages(layer.N, layer.se, name=layer.name) if layer.se else ()
+    built = held(layer, cost.total(stages))
+    return LayerCosts(built, cost.total(standard), cost.total(se), norm, stages, standard, se)
 
 
 def held(layer, built: Cost) -> Cost:
@@ -139,3 +145,65 @@ def measure(layer, convention: str) -> tuple:
     if isinstance(layer, Conv):  # the standard convolution in its place, times its layer-level reduction
         core = held(layer, c.standard.scaled(Fraction(c.built.macs, c.standard.macs)))
     return core.flops + c.se.flops, core.params + c.se.params
+
+
+@dataclass(frozen=True)
+class Step:
+    """One layer record in a count at a batch: forward and backward FLOPs under a convention (``backward`` None:
+    not a training count), params, activations (output elements) and the elements it moves (None: a record with
+    no traffic formula, ``Ops``)."""
+
+    forward: object
+    backward: object
+    params: object
+    activations: int
+    moved: int | None
+
+
+def step(layer, convention: str, *, batch: int = 1, train: bool = False, input_grad: bool = True) -> Step:
+    """The counts of one layer record ``batch`` times (a zoo record: ``batch`` images; a traced one, which holds its
+    call's images, once); with ``train``, what ``loss.backward()`` runs for it too.
+
+    Backward (``hetcalc.core.cost.backward``, from the layer's stages): the input gradient where ``input_grad``,
+    the weight and bias gradients where the layer is not ``frozen``; none where the loss does not reach it
+    (``reached``). Under ``exact`` its MACs; under ``paper`` the rule of the forward: the standard convolution's
+    backward in its place (MACs + bias-gradient additions) times the ratio of the layer's backward MACs to it.
+    An ``Ops`` record holds what its trace counted, at the spec's batch.
+    """
+    flops, params = measure(layer, convention)
+    c = costs(layer)
+    if isinstance(layer, Ops):
+        backward = sum(macs for _, macs in layer.backward) if train else None
+        return Step(flops, backward, params, layer.activations, None)
+    if not isinstance(layer, (Conv, Linear)):
+        return Step(0, 0 if train else None, params, 0, None)
+    batch *= getattr(layer, "images", 1)
+    se_input = layer.N if isinstance(layer, Conv) else layer.out_features
+    moved = cost.traffic(c.stages, _inputs(layer), batch) + (
+        cost.traffic(c.se_stages, se_input, batch) if c.se_stages else 0
+    )
+    acts = batch * (cost.activations(c.stages) + cost.activations(c.se_stages))
+    backward = None
+    if train and not layer.reached:
+        backward = 0
+    elif train:
+        trained = not layer.frozen
+        built = cost.backward(c.stages, input_grad, trained)
+        se = cost.backward(c.se_stages, input_grad or trained, trained)
+        if convention == "exact":
+            backward = built.macs + se.macs
+        else:
+            core = built
+            if isinstance(layer, Conv):
+                standard = cost.backward(c.standard_stages, input_grad, trained)
+                core = standard.scaled(Fraction(built.macs, standard.macs)) if standard.macs else cost.ZERO
+            backward = core.flops + se.flops
+        backward *= batch
+    return Step(flops * batch, backward, params, acts, moved)
+
+
+def _inputs(layer) -> int:
+    """Elements of one image's input to a Conv or Linear record."""
+    if isinstance(layer, Linear):
+        return layer.in_features * layer.positions
+    return layer.M * layer.D_in * (layer.W_in or layer.D_in)

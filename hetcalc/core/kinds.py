@@ -28,8 +28,9 @@ from .spec import ConvSpec
 class Kind:
     """One kind of convolution: how it is counted, labelled and built.
 
-    ``cost(spec, value, mid)`` is its formula (``value``: P or G; ``mid``: GWC+PWC's groupwise
-    width, None = M); ``reduction(value, K, N)`` its closed-form ratio to the standard
+    ``stages(spec, value, mid)`` is its formula (``value``: P or G; ``mid``: GWC+PWC's groupwise
+    width, None = M): the contractions its real layer runs (``hetcalc.core.cost.Stage``), whose sum is its
+    cost (``cost``) and from which a training step's gradients come; ``reduction(value, K, N)`` its closed-form ratio to the standard
     convolution; ``layer`` the real layer, "module:Class"; ``variant``: a model may be converted
     to it (``hetcalc model``, ``hetcalc.convert``).
     """
@@ -39,13 +40,17 @@ class Kind:
     equation: str
     latency: int
     parameter: str | None
-    cost: Callable[[ConvSpec, int | None, int | None], Cost]
+    stages: Callable[[ConvSpec, int | None, int | None], tuple[cost.Stage, ...]]
     reduction: Callable[[int | None, int, int], Fraction]
     layer: str
     make: Callable  # (layer class, M, N, K, value, stride, padding, bias, impl, mid) → the real layer
     divides: tuple[str, ...] = ()  # the widths its parameter must divide: "M", "N", "mid"
     odd_kernel: bool = False  # needs an odd K (HetConv: its 1×1 kernels are the K×K kernels' centre taps)
     variant: bool = True
+
+    def cost(self, spec: ConvSpec, value=None, mid: int | None = None) -> Cost:
+        """Its forward cost: the sum of its stages."""
+        return cost.total(self.stages(spec, value, mid))
 
     def setting(self, value) -> str:
         """'P=4', 'G=2' or '' for a kind without a setting."""
@@ -65,7 +70,7 @@ KINDS: dict[str, Kind] = {
             "Eq. 1",
             0,
             None,
-            lambda spec, value, mid: cost.standard(spec),
+            lambda spec, value, mid: cost.standard_stages(spec),
             lambda value, K, N: Fraction(1),
             "torch.nn:Conv2d",
             lambda cls, M, N, K, value, s, p, bias, impl, mid: cls(M, N, K, s, p, bias=bias),
@@ -76,7 +81,7 @@ KINDS: dict[str, Kind] = {
             "Eqs. 2–4",
             0,
             "P",
-            lambda spec, P, mid: cost.hetconv(spec, P),
+            lambda spec, P, mid: cost.hetconv_stages(spec, P),
             lambda P, K, N: cost.hetconv_reduction(P, K),
             "hetcalc.real.layers:HetConv2d",
             lambda cls, M, N, K, P, s, p, bias, impl, mid: cls(M, N, K, P, s, p, bias, impl),
@@ -89,7 +94,7 @@ KINDS: dict[str, Kind] = {
             "grouped K×K + 1×1",
             0,
             "P",
-            lambda spec, P, mid: cost.hetconv_grouped_sum(spec, P),
+            lambda spec, P, mid: cost.hetconv_grouped_sum_stages(spec, P),
             lambda P, K, N: cost.hetconv_grouped_sum_reduction(P, K),
             "hetcalc.real.layers:HetConv2d",
             lambda cls, M, N, K, P, s, p, bias, impl, mid: cls(M, N, K, P, s, p, bias, "grouped_sum"),
@@ -103,7 +108,7 @@ KINDS: dict[str, Kind] = {
             "Eq. 6",
             1,
             None,
-            lambda spec, value, mid: cost.dwc_pwc(spec),
+            lambda spec, value, mid: cost.dwc_pwc_stages(spec),
             lambda value, K, N: cost.dwc_pwc_reduction(N, K),
             "hetcalc.real.layers:DwPwConv2d",
             lambda cls, M, N, K, value, s, p, bias, impl, mid: cls(M, N, K, s, p, bias),
@@ -114,7 +119,7 @@ KINDS: dict[str, Kind] = {
             "Eq. 10",
             1,
             "G",
-            lambda spec, G, mid: cost.gwc_pwc(spec, G, mid),
+            lambda spec, G, mid: cost.gwc_pwc_stages(spec, G, mid),
             lambda G, K, N: cost.gwc_pwc_reduction(G, K),
             "hetcalc.real.layers:GwPwConv2d",
             lambda cls, M, N, K, G, s, p, bias, impl, mid: cls(M, N, K, G, s, p, bias, mid),
@@ -126,7 +131,7 @@ KINDS: dict[str, Kind] = {
             "Eq. 1 over G groups",
             0,
             "G",
-            lambda spec, G, mid: cost.grouped(spec, G),
+            lambda spec, G, mid: cost.grouped_stages(spec, G),
             lambda G, K, N: Fraction(1, G),
             "torch.nn:Conv2d",
             lambda cls, M, N, K, G, s, p, bias, impl, mid: cls(M, N, K, s, p, groups=G, bias=bias),
@@ -248,8 +253,13 @@ def kept(
 
 def layer_cost(spec: ConvSpec, kind: str, value=None, mid: int | None = None) -> Cost:
     """The formula of ``kind`` for ``spec``, after the eligibility check."""
+    return cost.total(layer_stages(spec, kind, value, mid))
+
+
+def layer_stages(spec: ConvSpec, kind: str, value=None, mid: int | None = None) -> tuple[cost.Stage, ...]:
+    """The stages of ``kind`` for ``spec`` (``hetcalc.core.cost.Stage``), after the eligibility check."""
     check(spec, kind, value, mid)
-    return get(kind).cost(spec, value, mid)
+    return get(kind).stages(spec, value, mid)
 
 
 def of_layer(module) -> str:

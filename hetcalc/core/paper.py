@@ -177,11 +177,16 @@ HETCONV_ROWS = (
 )  # Table 1's HetConv rows: `hetcalc table`'s default
 
 
-def variant_table(model, variants=HETCONV_ROWS, convention: str = "paper", dataset=None) -> list[dict]:
+def variant_table(
+    model, variants=HETCONV_ROWS, convention: str = "paper", dataset=None, **step
+) -> list[dict]:
     """Table 1 for any model: one row per variant in the paper's naming (P4, PC, P4_SE, GWC4_PWC, DWC_PWC).
 
     ``model``: a zoo name or a ModelSpec. Counts are ``hetcalc.core.analyze``'s, exact (int or float
-    under the paper convention); reductions in % are against the first row (None there).
+    under the paper convention); reductions in % are against the first row (None there). ``step``: the options of
+    a training step (``train``, ``batch``, ``frozen``, ``dtype``, ``optimizer``, ``footprint``), as ``analyze``
+    takes them: ``flops`` is then a step's (``forward_flops`` + ``backward_flops``), and ``memory`` the bytes the
+    step holds (None where no footprint was measured).
     """
     rows, first = [], None
     for name in variants:
@@ -192,17 +197,26 @@ def variant_table(model, variants=HETCONV_ROWS, convention: str = "paper", datas
                 "variant",
                 f"{name!r} is not in the paper's naming: P<n>, PC, P<n>_SE, GWC<n>_PWC or DWC_PWC",
             ) from None
-        report = analyze(model, dataset=dataset, convention=convention, **options)
+        report = analyze(model, dataset=dataset, convention=convention, **options, **step)
         first = first or report
-        rows.append(
-            {
-                "variant": name,
-                "flops": report.flops,
-                "params": report.params,
-                "flops_reduction_pct": None if report is first else cost.saved_pct(report.flops, first.flops),
-                "params_reduction_pct": None
-                if report is first
-                else cost.saved_pct(report.params, first.params),
-            }
-        )
+        row = {
+            "variant": name,
+            "flops": report.flops,
+            "params": report.params,
+            "flops_reduction_pct": None if report is first else cost.saved_pct(report.flops, first.flops),
+            "params_reduction_pct": None if report is first else cost.saved_pct(report.params, first.params),
+        }
+        if report.train:
+            memory = report.memory["total"] if report.memory else None
+            base = first.memory["total"] if first.memory else None
+            row.update(
+                forward_flops=report.forward_flops,
+                backward_flops=report.backward_flops,
+                memory=memory,
+                saved_bytes=report.saved_bytes,
+                memory_reduction_pct=None
+                if report is first or memory is None
+                else cost.saved_pct(memory, base),
+            )
+        rows.append(row)
     return rows

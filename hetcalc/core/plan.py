@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 from . import kinds
 from .errors import InvalidInput, positive_int, whole_numbers
-from .records import Conv, ModelSpec
+from .records import Conv, ModelSpec, module_name
 
 FORMAT = "hetcalc-plan"
 P1 = "P=1: HetConv with P = 1 is the standard convolution"
@@ -175,11 +175,6 @@ def P_setting(P):
         values = whole_numbers("P", text, "4, C or 2,4,8 (one per replaced layer)")
         return values if "," in text else values[0]
     return [positive_int("P", p) for p in P] if isinstance(P, (list, tuple)) else positive_int("P", P)
-
-
-def module_name(layer) -> str:
-    """The module a record is a call of: its name without the '#2' of a repeated call."""
-    return layer.name.rsplit("#", 1)[0] if layer.call > 1 else layer.name
 
 
 def convolutions(spec: ModelSpec) -> list[Conv]:

@@ -12,8 +12,10 @@ models alike.
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field, replace
 
+from .errors import InvalidInput, listing
 from .spec import ConvSpec, output_size
 
 
@@ -34,6 +36,11 @@ class Conv:
     counts what it runs, ``hetcalc.core.kinds.IMPLS``). ``params``: the learnable parameters as read
     from a traced module (every tensor it holds, once; None: its kind's formula); ``call``: which call
     of its module this record is (a module called twice holds its parameters in its first call only).
+    A training step: ``input_grad``, whether its input needs a gradient, as autograd decided in a traced step
+    (None: the symbolic rule, ``hetcalc.core.analyze``: no layer before it is trained, as for the first layer);
+    ``frozen``, its parameters are not trained (no weight gradient); ``reached``, the loss depends on its output
+    (a traced step whose loss leaves it out runs no backward for it).
+    ``images``: the images a traced call ran on; its counts are those of one image times ``images``.
     """
 
     name: str
@@ -53,6 +60,10 @@ class Conv:
     params: int | None = None
     call: int = 1
     W_in: int | None = None  # input width where it differs from D_in (a non-square input)
+    input_grad: bool | None = None
+    frozen: bool = False
+    reached: bool = True
+    images: int = 1  # the images a traced call ran on (its batch); a zoo record is one image's
 
     @property
     def M(self) -> int:
@@ -79,8 +90,9 @@ class Conv:
 class Linear:
     """A fully connected layer ``in_features`` → ``out_features``; ``norm``: BatchNorm1d channels after it.
 
-    ``positions``: the vectors it is applied to (tokens of a sequence; 1 for a classifier);
-    ``params`` and ``call`` as for ``Conv``.
+    ``positions``: the vectors it is applied to (tokens of a sequence; 1 for a classifier; in a traced call, every
+    vector of the call, its batch included); ``params``, ``call``, ``input_grad``, ``frozen`` and ``reached`` as
+    for ``Conv``.
     """
 
     name: str
@@ -91,6 +103,9 @@ class Linear:
     positions: int = 1
     params: int | None = None
     call: int = 1
+    input_grad: bool | None = None
+    frozen: bool = False
+    reached: bool = True
 
 
 @dataclass(frozen=True)
@@ -111,12 +126,15 @@ class Ops:
     Attention, functional matmuls (``F.linear``, ``torch.matmul``, ``einsum``), Conv1d/Conv3d and
     transposed convolutions: in every total, carried unchanged by every variant. ``macs`` holds
     (operator family, MACs) pairs (``hetcalc.real.operators.FAMILIES``: convolution, linear, matmul,
-    einsum, attention, …).
+    einsum, attention, …), counted at the spec's ``batch``; ``backward`` the same for what autograd ran for them in
+    a traced training step; ``activations`` the output elements of their convolutions, linears and matmuls.
     """
 
     name: str
     macs: tuple[tuple[str, int], ...]
     norm: tuple[int, ...] = ()
+    backward: tuple[tuple[str, int], ...] = ()
+    activations: int = 0
 
 
 @dataclass(frozen=True)
@@ -126,6 +144,24 @@ class Pool:
     K: int
     stride: int
     padding: int = 0
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What a training step of a real model holds, measured (``hetcalc.real.trace.trace_step``), in bytes.
+
+    ``params`` and ``buffers`` as the model holds them, ``trained`` the parameters that need a gradient (and
+    ``trained_tensors`` how many tensors they are), ``saved`` the tensors autograd keeps for backward (unique
+    storages, parameters left out), at ``batch`` images in ``dtype``.
+    """
+
+    params: int
+    buffers: int
+    trained: int
+    trained_tensors: int
+    saved: int
+    batch: int
+    dtype: str
 
 
 @dataclass(frozen=True)
@@ -139,6 +175,10 @@ class ModelSpec:
     calls: the count holds for the input traced), ``counted_on`` ("meta" or "cpu") with the
     ``fallback`` reason where meta could not run it, ``params_unused`` (parameters no operator of the
     traced forward read, in the totals too), and ``notes`` (sentences about single layers).
+    ``batch``: the images a trace ran on (its records hold what it counted at that batch: a ``Conv`` its
+    ``images``, a ``Linear`` every vector, ``Ops`` their MACs; None: the records are one image's, as the zoo's); ``step``: it was traced through a training step (records carry
+    ``input_grad`` and ``frozen``, ``Ops`` their ``backward``), with ``loss`` the output the loss summed
+    ("" for all of them) and ``footprint`` what the step held.
     """
 
     name: str
@@ -153,6 +193,10 @@ class ModelSpec:
     data_dependent: dict = field(default_factory=dict)
     counted_on: str = ""
     fallback: str = ""
+    batch: int | None = None
+    step: bool = False
+    loss: str = ""
+    footprint: Footprint | None = None
 
     def convs(self) -> list[Conv]:
         return [layer for layer in self.layers if isinstance(layer, Conv)]
@@ -162,6 +206,43 @@ class ModelSpec:
 
     def with_layers(self, layers) -> ModelSpec:
         return replace(self, layers=tuple(layers))
+
+
+def selects(pattern: str, name: str) -> bool:
+    """Whether ``pattern`` (a name or a glob) names ``name`` or a module above it ("layer1" selects "layer1.0.conv1")."""
+    parts = name.split(".")
+    return any(fnmatch.fnmatchcase(".".join(parts[:i]), pattern) for i in range(1, len(parts) + 1))
+
+
+def selected(patterns, names, model: str = "the model") -> set[str]:
+    """The ``names`` that ``patterns`` select (``selects``); InvalidInput naming ``frozen`` for a pattern selecting none."""
+    names = list(names)
+    chosen = set()
+    for pattern in patterns:
+        found = {name for name in names if selects(pattern, name)}
+        if not found:
+            shown = listing(names, 8) if names else "none"
+            raise InvalidInput("frozen", f"{pattern!r} names no layer of {model}; its layers: {shown}")
+        chosen |= found
+    return chosen
+
+
+def freeze(spec: ModelSpec, patterns) -> ModelSpec:
+    """``spec`` with the layers ``patterns`` select (by module name: every call of a module) marked ``frozen``."""
+    trainable = [layer for layer in spec.layers if isinstance(layer, (Conv, Linear))]
+    names = list(dict.fromkeys(module_name(layer) for layer in trainable))
+    chosen = selected(patterns, names, spec.name)
+    return spec.with_layers(
+        replace(layer, frozen=True)
+        if isinstance(layer, (Conv, Linear)) and module_name(layer) in chosen
+        else layer
+        for layer in spec.layers
+    )
+
+
+def module_name(layer) -> str:
+    """The module a record is a call of: its name without the '#2' of a repeated call."""
+    return layer.name.rsplit("#", 1)[0] if layer.call > 1 else layer.name
 
 
 class Builder:

@@ -4,7 +4,8 @@
 then wires the family around one module per record: the record decides M, N, K, stride, bias,
 kind and its BatchNorm (its layer from ``hetcalc.core.kinds``), the spec's ``pools`` and the
 records' ``block``/``shortcut`` decide pooling and residual blocks, so the module holds exactly
-what the exact convention counts. torch is imported here.
+what the exact convention counts. ``units(model)`` maps each record to the modules built for it (its
+convolution or linear layer, BatchNorm and SE), by qualified name. torch is imported here.
 """
 
 from __future__ import annotations
@@ -90,6 +91,18 @@ class Network(nn.Module):
 
 def _key(name: str) -> str:
     return name.replace(".", "_")
+
+
+def units(model: Network) -> dict[str, list[str]]:
+    """Record name → the qualified names of the modules ``build_model`` built for it: its layer, and what
+    follows it (a convolution's BatchNorm and SE in ``after``, a classifier layer's BatchNorm1d in ``norms``)."""
+    norms = getattr(model, "norms", {})
+    found = {}
+    for layer in model.records:
+        key = _key(layer.name)
+        follows = f"after.{key}" if isinstance(layer, Conv) else f"norms.{key}" if key in norms else None
+        found[layer.name] = [layer.name] + ([follows] if follows else [])
+    return found
 
 
 def _linear(layer: Linear) -> nn.Module:

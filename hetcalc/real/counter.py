@@ -27,10 +27,22 @@ Composite operators reach the mode whole where autograd does not decompose them 
 ``torch.inference_mode`` and under ``torch.no_grad`` (the counter then runs without autograd's
 dispatch keys, as inference mode does). With gradients enabled they arrive decomposed, and their
 MACs are reported under the family of the operator that ran (``nn.Linear`` as ``matmul``).
+
+A training step (``loss.backward()`` inside the counter) is counted too: what autograd runs is seen as it runs
+(``convolution_backward`` with its output mask, the matmuls of a matmul's gradients, attention's backward
+kernel), kept apart as ``backward`` and attributed to the module whose forward created the autograd node that
+ran it (nodes are numbered as they are created; the counter notes which module was running at each number).
+On the meta device ``scaled_dot_product_attention`` runs the kernel the CPU would choose (``cpu_attention``), so a
+step counted there runs, and saves, what it runs on the CPU.
+
+Activations (fvcore's ``ActivationCountAnalysis``): the output elements of every forward convolution, linear and
+matmul-family operator, counted once for a composite (``einsum``), by module (``activations_by_module``).
 """
 
 from __future__ import annotations
 
+import bisect
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -39,7 +51,7 @@ from torch.nn.modules.module import register_module_forward_hook, register_modul
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import formulas
-from .operators import carries, family
+from .operators import ACTIVATIONS, carries, family
 
 aten = torch.ops.aten
 
@@ -163,12 +175,14 @@ class MetaCache:
 
 @dataclass(frozen=True)
 class Call:
-    """One outermost call of a recorded module: qualified name, input and output shapes (None: no tensor)."""
+    """One outermost call of a recorded module: qualified name, input and output shapes (None: no tensor), and
+    whether its input needed a gradient."""
 
     module: nn.Module
     name: str
     input_shape: tuple[int, ...] | None
     output_shape: tuple[int, ...] | None
+    input_grad: bool = False
 
 
 def _shape_of(value) -> tuple[int, ...] | None:
@@ -180,11 +194,14 @@ class MacCounter(TorchDispatchMode):
 
     ``total``: all MACs; ``by_op``: MACs per operator family (``operators.FAMILIES``);
     ``by_module``: qualified module name ("" = outside any module of ``model``) → {family: MACs},
-    for the innermost module running; ``uncounted``: operator → calls, for operators with no formula
+    for the innermost module running; ``backward``, ``backward_by_op``, ``backward_by_module``: the MACs autograd's
+    backward ran (in ``total``, not in ``by_op`` and ``by_module``), by the module whose forward made the node that
+    ran them; ``activations`` and ``activations_by_module``: forward output elements (module docstring); ``uncounted``: operator → calls, for operators with no formula
     that may carry MACs; ``data_dependent``: operator → calls, for operators whose output depends on
     the data; ``used_params``: ids of the model's parameters some operator read; ``calls``: each
     outermost call of a module of ``model`` that is an instance of one of ``record`` (a recorded
-    module inside another is not), in call order. Without ``model``, everything is attributed to "".
+    module inside another is not), in call order; ``reached``: the indices of the calls whose output a backward
+    pass reached (a gradient flowed into it). Without ``model``, everything is attributed to "".
     """
 
     def __init__(self, model: nn.Module | None = None, record: tuple[type, ...] = ()):
@@ -194,10 +211,16 @@ class MacCounter(TorchDispatchMode):
         self.total = 0
         self.by_op: dict[str, int] = {}
         self.by_module: dict[str, dict[str, int]] = {}
+        self.backward = 0
+        self.backward_by_op: dict[str, int] = {}
+        self.backward_by_module: dict[str, dict[str, int]] = {}
+        self.activations = 0
+        self.activations_by_module: dict[str, int] = {}
         self.uncounted: dict[str, int] = {}
         self.data_dependent: dict[str, int] = {}
         self.used_params: set[int] = set()
         self.calls: list[Call] = []
+        self.reached: set[int] = set()
         self._stack = [""]
         self._families: list[str] = []  # of the operators being decomposed, outermost first
         self._handles: list = []
@@ -207,11 +230,15 @@ class MacCounter(TorchDispatchMode):
         self._rules: dict[object, tuple[str, str | None]] = {}
         self._params = {id(p) for p in model.parameters()} if model is not None else set()
         self._meta = MetaCache()
+        self._starts: list[int] = []  # autograd's next node number at each change of the running module …
+        self._owners: list[str] = []  # … and the module running from then on
+        self._attention = None
 
-    def subtree_macs(self) -> dict[str, int]:
-        """MACs of every module and everything below it, in one pass (each module's ancestors once)."""
+    def subtree_macs(self, by_module: dict | None = None) -> dict[str, int]:
+        """MACs of every module and everything below it, in one pass (each module's ancestors once);
+        ``by_module``: another count by module (``backward_by_module``), else ``by_module``."""
         totals: dict[str, int] = {}
-        for name, ops in self.by_module.items():
+        for name, ops in (self.by_module if by_module is None else by_module).items():
             macs = sum(ops.values())
             parts = name.split(".") if name else []
             for i in range(len(parts) + 1):
@@ -245,13 +272,18 @@ class MacCounter(TorchDispatchMode):
             if name is not None:
                 stack.append(name)
                 self._recording += isinstance(module, record)
+                self._running(name)
 
         def note(module, args, kwargs, output):  # registered before pop: runs first, on success only
             if self._recording == 1 and isinstance(module, record) and id(module) in names:
                 x = next((a for a in args if isinstance(a, torch.Tensor)), None)
                 if x is None and kwargs:
                     x = next(iter(kwargs.values()))
-                self.calls.append(Call(module, names[id(module)], _shape_of(x), _shape_of(output)))
+                grad = isinstance(x, torch.Tensor) and x.requires_grad
+                self.calls.append(Call(module, names[id(module)], _shape_of(x), _shape_of(output), grad))
+                if isinstance(output, torch.Tensor) and output.requires_grad:
+                    index = len(self.calls) - 1
+                    output.register_hook(lambda grad: self.reached.add(index))
 
         def pop(module, args, output):
             name = names.get(id(module))
@@ -259,11 +291,23 @@ class MacCounter(TorchDispatchMode):
                 self._recording -= isinstance(module, record)
                 while len(stack) > 1 and stack.pop() != name:
                     pass  # entries left by a forward that raised past another hook
+                self._running(stack[-1])
 
         handles = [register_module_forward_pre_hook(push)]
         if record:
             handles.append(register_module_forward_hook(note, with_kwargs=True))
         return handles + [register_module_forward_hook(pop, always_call=True)]
+
+    def _running(self, name: str) -> None:
+        """Note that module ``name`` runs from autograd's next node number on (a training step's attribution)."""
+        if torch.is_grad_enabled():
+            self._starts.append(torch._C._autograd._get_sequence_nr())
+            self._owners.append(name)
+
+    def _owner(self, node) -> str:
+        """The module whose forward created the autograd ``node`` ("" outside the model's modules)."""
+        i = bisect.bisect_right(self._starts, node._sequence_nr()) - 1
+        return self._owners[i] if i >= 0 else ""
 
     def __enter__(self):
         self._depth += 1
@@ -274,6 +318,9 @@ class MacCounter(TorchDispatchMode):
             if not torch.is_grad_enabled():
                 self._no_autograd = torch._C._ExcludeDispatchKeyGuard(_AUTOGRAD)
                 self._no_autograd.__enter__()
+            else:
+                self._attention = cpu_attention()
+                self._attention.__enter__()
         return super().__enter__()
 
     def __exit__(self, *exc):
@@ -285,13 +332,31 @@ class MacCounter(TorchDispatchMode):
             if self._no_autograd is not None:
                 self._no_autograd.__exit__(None, None, None)
                 self._no_autograd = None
+            if self._attention is not None:
+                self._attention.__exit__(None, None, None)
+                self._attention = None
         return super().__exit__(*exc)
 
     def _add(self, name: str, macs: int) -> None:
         self.total += macs
-        self.by_op[name] = self.by_op.get(name, 0) + macs
-        ops = self.by_module.setdefault(self._stack[-1], {})
+        node = torch._C._current_autograd_node()
+        if node is None:
+            by_op, by_module, module = self.by_op, self.by_module, self._stack[-1]
+        else:
+            self.backward += macs
+            by_op, by_module, module = self.backward_by_op, self.backward_by_module, self._owner(node)
+        by_op[name] = by_op.get(name, 0) + macs
+        ops = by_module.setdefault(module, {})
         ops[name] = ops.get(name, 0) + macs
+
+    def _activation(self, out) -> None:
+        """Count the output elements of a forward convolution, linear or matmul (fvcore's activations)."""
+        if torch._C._current_autograd_node() is None:
+            first = out[0] if isinstance(out, (tuple, list)) else out
+            elements = first.numel()
+            self.activations += elements
+            module = self._stack[-1]
+            self.activations_by_module[module] = self.activations_by_module.get(module, 0) + elements
 
     def _note_params(self, values) -> None:
         """Record which of the model's parameters this call reads."""
@@ -310,6 +375,7 @@ class MacCounter(TorchDispatchMode):
         if known is None:
             known = self._rules[func] = (rule(func), family(func))
         how, kind = known
+        outermost = not self._families
         if how == "decompose":
             if kind:
                 self._families.append(kind)
@@ -320,6 +386,8 @@ class MacCounter(TorchDispatchMode):
                 if kind:
                     self._families.pop()
             if out is not NotImplemented:
+                if outermost and kind in ACTIVATIONS:
+                    self._activation(out)
                 return out
             how = _undecomposed(func)
             self._rules[func] = (how, kind)
@@ -334,6 +402,61 @@ class MacCounter(TorchDispatchMode):
             macs = formulas.macs(func, args, kwargs, out)
             if macs is not None:
                 self._add(self._families[0] if self._families else kind, macs)
+                if outermost and kind in ACTIVATIONS:
+                    self._activation(out)
                 return out
         self.uncounted[str(func)] = self.uncounted.get(str(func), 0) + 1
         return out
+
+
+_SDPA = torch.ops.aten.scaled_dot_product_attention.default
+_FLASH = 1  # torch.nn.attention.SDPBackend.FLASH_ATTENTION, as aten._fused_sdp_choice returns it
+
+
+def _on_cpu(value):
+    """An uninitialised CPU tensor with ``value``'s shape, strides and dtype (its pages never touched), else ``value``."""
+    if isinstance(value, torch.Tensor):
+        return torch.empty_strided(value.shape, value.stride(), dtype=value.dtype, device="cpu")
+    return value
+
+
+def _attention_as_on_cpu(
+    query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, *, scale=None, enable_gqa=False
+):
+    """``scaled_dot_product_attention`` on meta with gradients: the kernel the CPU chooses for these tensors.
+
+    Meta alone always takes the math path, which saves the attention matrix for backward; where the CPU takes
+    its flash kernel, so does this (a boolean mask converted as the CPU converts it), else the same math path.
+    """
+    try:
+        choice = torch.ops.aten._fused_sdp_choice(
+            *map(_on_cpu, (query, key, value, attn_mask)),
+            dropout_p,
+            is_causal,
+            scale=scale,
+            enable_gqa=enable_gqa,
+        )
+    except RuntimeError:
+        choice = None
+    if choice == _FLASH and not enable_gqa:
+        if attn_mask is not None and attn_mask.dtype == torch.bool:
+            mask = torch.zeros_like(attn_mask, dtype=query.dtype)
+            attn_mask = mask.masked_fill_(attn_mask.logical_not(), -float("inf"))
+        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            query, key, value, dropout_p, is_causal, attn_mask=attn_mask, scale=scale
+        )[0]
+    return _SDPA.decompose(
+        query, key, value, attn_mask, dropout_p, is_causal, scale=scale, enable_gqa=enable_gqa
+    )
+
+
+@contextmanager
+def cpu_attention():
+    """Within it, ``scaled_dot_product_attention`` on meta tensors that need gradients runs the kernel the CPU would
+    choose (``_attention_as_on_cpu``): a kernel for autograd's meta key, registered for the duration only."""
+    library = torch.library.Library("aten", "IMPL")
+    try:
+        library.impl("scaled_dot_product_attention", _attention_as_on_cpu, "AutogradMeta")
+        yield
+    finally:
+        library._destroy()

@@ -102,6 +102,15 @@ def convolution_transpose_backend(self, weight, out_shape, **_):
     return convolution_macs(self, weight, out_shape, transposed=True)
 
 
+@formula("convolution_backward")
+def convolution_backward(grad_output, input, weight, transposed, output_mask, **_):
+    """The gradients of a convolution: each of the input's and the weight's, where ``output_mask`` asks for it,
+    runs the forward's products again (the input's: the transposed convolution of grad_output over the same taps;
+    the weight's: every tap summed over every position it touched); the bias's is a sum, no MAC."""
+    forward = convolution_macs(input, weight, grad_output, transposed)
+    return forward * (int(output_mask[0]) + int(output_mask[1]))
+
+
 # Matrix products.
 
 
@@ -176,6 +185,16 @@ def _blhe(q, k, v) -> int:
     """attention_macs for layout B×L×H×E (q), B×S×Hk×E (k), B×S×Hk×Ev (v)."""
     (b, length, h, e), (_, s, hk, _), ev = q, k, v[-1]
     return attention_macs((b, h, length, e), (b, hk, s, e), (b, hk, s, ev))
+
+
+@formula("_scaled_dot_product_flash_attention_for_cpu_backward")
+def attention_backward_cpu(query, key, value, **_):
+    """The CPU flash kernel's backward, per batch and head: QKᵀ again (L·S·E: it keeps only the log-sum-exp),
+    dV = Pᵀ·dO (L·S·Ev), dP = dO·Vᵀ (L·S·Ev), dQ = dS·K (L·S·E), dK = dSᵀ·Q (L·S·E): L·S·(3·E + 2·Ev). The
+    softmax's own backward (a row sum) is element-wise work, no MAC, as ``_softmax_backward_data`` is."""
+    *batch_heads, length, e = query
+    s, ev = key[-2], value[-1]
+    return math.prod(batch_heads) * length * s * (3 * e + 2 * ev)
 
 
 @formula("_efficient_attention_forward")

@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from ..core.errors import InvalidInput
-from ..core.records import ModelSpec
-from .trace import ForwardFailed, first_line, trace
+from ..core.records import Footprint, ModelSpec
+from .trace import ForwardFailed, first_line, trace, trace_step
 
 
 @contextmanager
@@ -232,7 +232,7 @@ def meta_gap(error: BaseException) -> bool:
 
 
 def trace_factory(
-    factory, input_size=None, name: str | None = None, device="meta", arguments=None
+    factory, input_size=None, name: str | None = None, device="meta", arguments=None, **step
 ) -> ModelSpec:
     """Build ``factory(**arguments)`` on ``device`` and trace it; on meta, retry on the CPU where meta fails.
 
@@ -242,12 +242,41 @@ def trace_factory(
     built and counted on the CPU (``ModelSpec.fallback`` says why). Any other failure is raised at
     once, in one line. ``input_size`` defaults to the model's own (``default_input_size``). A
     MaskedConv2d's mask holds no values on the meta device; build on "cpu" to count its kept taps.
+    ``step`` (``load_traced``): ``batch`` images; ``train``, a training step (``hetcalc.real.trace.trace_step``,
+    with ``frozen`` and ``loss``); ``dtype`` ("float32", "bfloat16", "float16"), the model converted to it first.
     """
+    return load_traced(factory, input_size, name, device, arguments, **step)[0]
+
+
+def load_traced(
+    factory,
+    input_size=None,
+    name: str | None = None,
+    device="meta",
+    arguments=None,
+    *,
+    batch: int = 1,
+    train: bool = False,
+    frozen=(),
+    loss: str | None = None,
+    dtype: str | None = None,
+) -> tuple[ModelSpec, nn.Module]:
+    """``trace_factory``'s spec and the model it traced (on meta, or on the CPU where meta could not run it)."""
     label = name or getattr(factory, "__name__", None)
-    model = build(factory, device, arguments)
+
+    def made(device):
+        model = build(factory, device, arguments)
+        return model.to(_dtype(dtype)) if dtype else model
+
+    def traced(model):
+        if train:
+            return trace_step(model, input_size, label, batch=batch, frozen=frozen, loss=loss)
+        return trace(model, input_size, label, batch=batch)
+
+    model = made(device)
     input_size = input_size_of(model, input_size, factory)
     try:
-        return trace(model, input_size, label)
+        return traced(model), model
     except ForwardFailed as failure:
         if device != "meta" or not meta_gap(failure.error):
             raise
@@ -258,8 +287,49 @@ def trace_factory(
                 f"the meta device cannot run this model ({failure.cause}), and counting it on the CPU would "
                 f"allocate {needed / 2**30:.1f} GiB of weights with {free / 2**30:.1f} GiB available",
             ) from None
-        spec = trace(build(factory, "cpu", arguments), input_size, label)
-        return replace(spec, fallback=failure.cause)
+        model = made("cpu")
+        return replace(traced(model), fallback=failure.cause), model
+
+
+def _dtype(name: str):
+    """The torch dtype named ``name`` ("float32", "bfloat16", "float16")."""
+    from ..core.cost import DTYPES
+
+    if name not in DTYPES:
+        raise InvalidInput("dtype", f"must be one of {', '.join(DTYPES)}, got {name!r}")
+    return getattr(torch, name)
+
+
+def converted_footprint(model: nn.Module, plan, input_size, *, batch=1, frozen=(), loss=None) -> Footprint:
+    """What a training step of ``model`` converted by ``plan`` (``hetcalc.convert``) holds, measured as
+    ``trace_step`` measures it; the converted layers keep their names, so ``frozen`` names the same modules."""
+    from .conversion import convert
+
+    converted = convert(model, plan) if plan.replaced() else model
+    return trace_step(converted, input_size, batch=batch, frozen=frozen, loss=loss).footprint
+
+
+def module_footprint(
+    module: str, plan, spec: ModelSpec, *, arguments=(), batch=1, frozen=(), loss=None, dtype="float32"
+) -> Footprint:
+    """What a training step of the user's model ``module`` (PKG.MOD:FACTORY) holds as ``plan`` converts it, built
+    again where ``spec`` (its traced step) was counted: on meta, or on the CPU where meta could not run it."""
+    model = build(load_factory(module), spec.counted_on or "meta", factory_arguments(arguments)).to(
+        _dtype(dtype)
+    )
+    return converted_footprint(model, plan, spec.input, batch=batch, frozen=frozen, loss=loss)
+
+
+def zoo_footprint(spec: ModelSpec, *, batch: int = 1, dtype: str = "float32") -> Footprint:
+    """What a training step of the zoo model ``spec`` describes holds (its plan applied, its ``frozen`` records
+    marked), measured on the model ``hetcalc.real.build.build_model`` makes of it, on the meta device."""
+    from .build import build_model, units
+
+    with torch.device("meta"):
+        model = build_model(spec).to(_dtype(dtype))
+    built = units(model)
+    frozen = [name for layer in spec.layers if getattr(layer, "frozen", False) for name in built[layer.name]]
+    return trace_step(model, spec.input, spec.name, batch=batch, frozen=frozen).footprint
 
 
 def load_model(name: str | None = None, module: str | None = None, input_size=None, arguments=()):
@@ -281,3 +351,9 @@ def load_model(name: str | None = None, module: str | None = None, input_size=No
     factory = load_factory(module)
     model = build(factory, "cpu", factory_arguments(arguments))
     return model, input_size_of(model, input_size, factory), module
+
+
+def zoo_footprints(*, batch: int = 1, dtype: str = "float32"):
+    """``zoo_footprint`` as ``hetcalc.core.analyze`` takes a footprint: a function of the records counted and their
+    plan."""
+    return lambda after, plan: zoo_footprint(after, batch=batch, dtype=dtype)
