@@ -103,7 +103,7 @@ QUANTITY = st.sampled_from(["latency", "flops", "params"])
 DIRECTIONS = st.dictionaries(QUANTITY, st.sampled_from(["min", "max"]), min_size=2, max_size=3)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(LAYERS, BASES, DIRECTIONS)
 def test_front_equals_brute_force(layers, base, directions):
     assert front(layers, base, directions) == brute_front(layers, base, directions)
@@ -136,7 +136,7 @@ def queries(draw):
     return layers, base, draw(st.sampled_from(list(RANK))), texts, references, bounds
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(queries())
 def test_search_equals_brute_force(query):
     layers, base, objective, texts, references, bounds = query
