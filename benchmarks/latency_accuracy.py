@@ -140,7 +140,7 @@ def main():
     parser.add_argument("--models", default="vgg16,resnet18,resnet50")
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--impl", default="grouped_sum")
     args = parser.parse_args()
     results = [run(name, args) for name in args.models.split(",")]
