@@ -67,6 +67,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 from . import cost, kinds
 from .cost import Cost
@@ -100,6 +101,7 @@ class LayerCosts:
     se_stages: tuple = ()
 
 
+@lru_cache(maxsize=4096)
 def costs(layer) -> LayerCosts:
     """The costs of one layer record (Conv, Linear, Ops or Other), by its kind's formula in ``hetcalc.core.kinds``.
 
