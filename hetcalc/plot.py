@@ -537,75 +537,26 @@ def pareto_figure(payload: dict, measured: dict | None = None):
     return fig
 
 
-def _bench_spec(payload: dict):
-    """The traced spec (batch 1, meta) of the model a ``hetcalc bench --model --json`` file timed: a zoo name or
-    PKG.MOD:FACTORY / path.py:FACTORY, as the file names it (torch)."""
-    from .core.zoo import get_model
-    from .real.load import load_factory, trace_factory
-
-    name, size = payload.get("model", ""), tuple(payload.get("input", ()))
-    try:
-        get_model(name)
-    except InvalidInput:
-        return trace_factory(load_factory(name), size or None, name)
-    import torch
-
-    from .real.build import build_model
-    from .real.trace import trace
-
-    with torch.device("meta"):
-        model = build_model(name)
-    return trace(model, size or model.hetcalc_input_size, name)
-
-
-def _bench_plan(spec, row: dict):
-    """The plan ``hetcalc bench --model`` timed as ``row`` (its impl, P, G), derived again from ``spec``; None
-    for a plan read from a file (the JSON does not hold it)."""
-    from .real.bench_model import IMPLS, variants
-
-    impl = row.get("impl")
-    if impl in IMPLS:
-        found = variants(spec, Ps=[row["P"]], impls=[impl])
-    elif impl == "gwc_pwc":
-        found = variants(spec, impls=[], G=row["G"])
-    elif impl == "dwc_pwc":
-        found = variants(spec, impls=[], dwc=True)
-    else:
-        return None
-    return next((v.plan for v in found if v.key == row["variant"]), None)
-
-
 def intensity_series(payload: dict, variants: list[str] | None = None) -> list[dict]:
     """Per replaced layer of a ``hetcalc bench --model --json`` file: its arithmetic intensity after conversion
-    (forward MACs per byte it moves at the file's batch, float32: ``hetcalc.core.conventions.step``) and the
-    fraction of its FLOPs speedup the measurement realised (measured speedup / FLOPs speedup); one series per
-    network. The model is traced again (meta, torch) to size its layers; a network timed from a plan file is
-    left out (the file does not hold the plan)."""
-    from .core.conventions import step
-    from .core.plan import apply, module_name
-    from .core.records import Conv
-
+    (forward MACs per byte it moves at the file's batch, float32: the file's ``bytes_after``,
+    ``hetcalc.core.conventions.step``) and the fraction of its FLOPs speedup the measurement realised
+    (measured speedup / FLOPs speedup); one series per network."""
     rows = {r["variant"]: r for r in payload.get("rows", []) if r["variant"] != "standard"}
     unknown = [v for v in variants or () if v not in rows]
     if unknown:
-        raise InvalidInput("--variant", f"unknown {', '.join(unknown)}; in the file: {', '.join(rows)}")
-    spec, batch = _bench_spec(payload), payload.get("batch", 1)
-    series = []
+        raise InvalidInput("variant", f"unknown {', '.join(unknown)}; in the file: {', '.join(rows)}")
+    if not all("bytes_after" in layer for layer in payload["layers"]):
+        raise InvalidInput(
+            "FILE", "holds no bytes per layer: write it again with this hetcalc's 'bench --model --json'"
+        )
+    batch, series = payload.get("batch", 1), []
     for key in variants or list(rows):
-        plan = _bench_plan(spec, rows[key])
-        if plan is None:
-            continue
-        counts: dict[str, list[int]] = {}
-        for record in apply(spec, plan).layers:
-            if isinstance(record, Conv):
-                s = step(record, "exact", batch=batch)
-                total = counts.setdefault(module_name(record), [0, 0])
-                total[0], total[1] = total[0] + s.forward, total[1] + 4 * s.moved
         points = []
         for layer in payload["layers"]:
-            if layer["variant"] != key or layer["name"] not in counts or not layer.get("speedup"):
+            if layer["variant"] != key or layer["name"].startswith("(") or not layer.get("speedup"):
                 continue
-            macs, moved = counts[layer["name"]]
+            macs, moved = layer["flops_after"] * batch, layer["bytes_after"]
             flops_speedup = layer["flops_before"] / layer["flops_after"]
             points.append(
                 {

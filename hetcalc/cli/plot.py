@@ -8,7 +8,6 @@ from __future__ import annotations
 import click
 
 from ..core.errors import InvalidInput
-from . import needs_torch
 from .options import chosen_variant, count_on_option, counted, module_options, variant_options
 
 json_option = click.option(
@@ -201,12 +200,10 @@ def intensity_plot(file, variants, out, as_json):
               hetcalc plot intensity vgg.json --out vgg_intensity.png
     Intensity: forward MACs per byte a layer moves after conversion (input read, weights read, output
     written, in float32, at the file's batch); realised: measured speedup / FLOPs speedup of the layer.
-    The model named in the file is traced again on the meta device (torch) to size its layers.
     """
     from ..plot import intensity_figure, intensity_series, load_bench
 
     _check_out(out, as_json)
-    needs_torch("plot intensity")
     payload = load_bench(file)
     series = intensity_series(payload, list(variants) or None)
     if as_json:

@@ -81,15 +81,19 @@ def prepare(model: torch.nn.Module, fold: bool, channels_last: bool) -> torch.nn
     return model.eval().to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
-def flops_by_layer(spec: ModelSpec, plan: Plan) -> tuple[int, dict[str, int]]:
-    """The exact MACs of the network ``plan`` builds from ``spec``, and of each of its convolutions (by module)."""
-    total, layers = 0, {}
+def flops_by_layer(spec: ModelSpec, plan: Plan, batch: int = 1) -> tuple[int, dict[str, int], dict[str, int]]:
+    """The exact MACs (per image) of the network ``plan`` builds from ``spec``, of each of its convolutions (by
+    module), and the bytes each moves at ``batch`` in float32 (input read, weights read, output written:
+    ``hetcalc.core.conventions.step``)."""
+    total, layers, moved = 0, {}, {}
     for record in apply(spec, plan).layers:
         macs = conventions.measure(record, "exact")[0]
         total += macs
         if isinstance(record, Conv):
-            layers[module_name(record)] = layers.get(module_name(record), 0) + macs
-    return total, layers
+            name = module_name(record)
+            layers[name] = layers.get(name, 0) + macs
+            moved[name] = moved.get(name, 0) + 4 * conventions.step(record, "exact", batch=batch).moved
+    return total, layers, moved
 
 
 def _layer_rows(variant: Variant, flops, times, std_flops, std_times) -> list[dict]:
@@ -97,12 +101,14 @@ def _layer_rows(variant: Variant, flops, times, std_flops, std_times) -> list[di
     (std_total, std_layers), (total, layers) = std_times, times
     std_ms, ms = median(std_total) * 1e3, median(total) * 1e3
 
-    def row(name, before, after, t_before, t_after):
+    def row(name, before, after, t_before, t_after, names=()):
         return {
             "variant": variant.key,
             "name": name,
             "flops_before": before,
             "flops_after": after,
+            "bytes_before": sum(std_flops[2][n] for n in names) if names else None,
+            "bytes_after": sum(flops[2][n] for n in names) if names else None,
             "flops_share_before": before / std_flops[0],
             "flops_share_after": after / flops[0],
             "ms_before": t_before,
@@ -118,7 +124,7 @@ def _layer_rows(variant: Variant, flops, times, std_flops, std_times) -> list[di
 
     def compared(label, names):
         (f0, t0), (f1, t1) = measured(names, std_flops[1], std_layers), measured(names, flops[1], layers)
-        return row(label, f0, f1, t0, t1)
+        return row(label, f0, f1, t0, t1, names)
 
     rows = [compared(d.name, [d.name]) for d in variant.plan.replaced()]
     kept = [d.name for d in variant.plan.layers if not d.replaced]
@@ -168,10 +174,10 @@ def run_model(
     spec = spec or trace(model, size, name)
     networks = networks if networks is not None else variants(spec, (4, 8))
     standard = derive(spec, "standard")
-    flops = {"standard": flops_by_layer(spec, standard)}
+    flops = {"standard": flops_by_layer(spec, standard, batch)}
     models = {"standard": prepare(model, fold, channels_last)}
     for variant in progress(networks) if progress else networks:
-        flops[variant.key] = flops_by_layer(spec, variant.plan)
+        flops[variant.key] = flops_by_layer(spec, variant.plan, batch)
         models[variant.key] = prepare(convert(model, variant.plan), fold, channels_last)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(batch, *size).contiguous(memory_format=layout)
@@ -198,6 +204,7 @@ def run_model(
                 "realised_flops": speedup / (std_flops[0] / total),
                 "flops": total,
                 "replaced": len(variant.plan.replaced()),
+                "plan": variant.plan.to_dict(),
                 "rounds": len(samples[variant.key]),
                 "note": SLOW_EXACT if variant.impl == "exact" and channels_last else "",
             }
