@@ -82,31 +82,7 @@ from .options import csv_option, json_option, module_options, refuse_module_opti
 )
 @csv_option
 @json_option
-def bench(
-    M,
-    N,
-    K,
-    D,
-    P,
-    impls,
-    model_name,
-    module,
-    input_size,
-    arguments,
-    G,
-    dwc,
-    plan_files,
-    fold,
-    layer_rounds,
-    batch,
-    threads,
-    repeats,
-    min_time,
-    channels_last,
-    device,
-    csv_path,
-    as_json,
-):
+def bench(csv_path, as_json, **options):
     """Time nn.Conv2d and every HetConv implementation; measured speedup next to Eq. 9's theory.
 
     \b
@@ -129,45 +105,7 @@ def bench(
     if csv_path:
         check_csv_path(csv_path)
     needs_torch("hetcalc bench")
-    if model_name is not None or module is not None:
-        from click.core import ParameterSource
-
-        context = click.get_current_context()
-        for option in LAYER_OPTIONS:
-            if context.get_parameter_source(option) == ParameterSource.COMMANDLINE:
-                raise InvalidInput(f"--{option}", "applies to the layer bench, not to --model/--module")
-        result = bench_model(**context.params)
-    else:
-        for option, given in (
-            ("--input-size", input_size),
-            ("--arg", arguments),
-            ("--gwc", G),
-            ("--dwc", dwc),
-            ("--plan", plan_files),
-            ("--fold", fold),
-        ):
-            if given:
-                raise InvalidInput(option, "applies to --model or --module only")
-        with working("preparing the layers"):
-            from ..real import bench as benchmark
-
-        names = benchmark.parse_impls(impls) if impls is not None else None
-        P = "2,4,8,16,32" if P is None else P
-        result = benchmark.run(
-            M,
-            N,
-            K,
-            D,
-            batch,
-            P,
-            names,
-            threads,
-            repeats,
-            min_time,
-            device,
-            progress("timing"),
-            channels_last=channels_last,
-        )
+    result = (bench_model if options["model_name"] or options["module"] else bench_layer)(**options)
     if csv_path:
         write_csv(result["rows"], csv_path)
     if as_json:
@@ -183,6 +121,42 @@ def bench(
 
 
 LAYER_OPTIONS = ("M", "N", "K", "D", "device")
+
+
+def bench_layer(
+    M, N, K, D, P, impls, batch, threads, repeats, min_time, channels_last, device, **model
+) -> dict:
+    """``hetcalc bench``: one layer, nn.Conv2d against every implementation, per P."""
+    for option, flag in (
+        ("input_size", "--input-size"),
+        ("arguments", "--arg"),
+        ("G", "--gwc"),
+        ("dwc", "--dwc"),
+        ("plan_files", "--plan"),
+        ("fold", "--fold"),
+    ):
+        if model[option]:
+            raise InvalidInput(flag, "applies to --model or --module only")
+    with working("preparing the layers"):
+        from ..real import bench as benchmark
+
+    names = benchmark.parse_impls(impls) if impls is not None else None
+    P = "2,4,8,16,32" if P is None else P
+    return benchmark.run(
+        M,
+        N,
+        K,
+        D,
+        batch,
+        P,
+        names,
+        threads,
+        repeats,
+        min_time,
+        device,
+        progress("timing"),
+        channels_last=channels_last,
+    )
 
 
 def bench_model(
@@ -205,6 +179,12 @@ def bench_model(
     **_,
 ) -> dict:
     """``hetcalc bench --model/--module``: the whole network, standard against each plan."""
+    from click.core import ParameterSource
+
+    context = click.get_current_context()
+    for option in LAYER_OPTIONS:
+        if context.get_parameter_source(option) == ParameterSource.COMMANDLINE:
+            raise InvalidInput(f"--{option}", "applies to the layer bench, not to --model/--module")
     with working("preparing the models"):
         from ..core.plan import Plan
         from ..real import bench_model as benchmark
