@@ -192,11 +192,13 @@ def search(
     channels_last: bool = False,
     fold: bool = False,
     repeats: int = 5,
+    check: bool = True,
     cache=None,
     input_size=None,
 ) -> SearchResult:
     """The exact best per-layer plan of ``model`` for ``objective`` under ``constraints`` ('flops>=P4',
-    'latency<=P8', 'params<=3M'), time predicted on this machine: as ``hetcalc search``."""
+    'latency<=P8', 'params<=3M'), time predicted on this machine, the plan measured beside its prediction
+    (``check``): as ``hetcalc search``."""
     from .real import latency as predicting
 
     model, _, _, spec = _loaded(model, input_size)
@@ -213,5 +215,6 @@ def search(
         impl,
         keep_first,
         repeats,
+        check=check,
     )
     return SearchResult(payload, chosen)

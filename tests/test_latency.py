@@ -177,6 +177,10 @@ def test_cli_search_writes_a_plan_that_model_latency_bench_and_convert_read(tmp_
     payload = json.loads(result.stdout)
     assert {u["name"] for u in payload["uniform"]} == {"standard", "P2", "P4"} and payload["front"]
     assert payload["chosen"]["flops"] >= next(u["flops"] for u in payload["uniform"] if u["name"] == "P4")
+    measured = payload["chosen"]["measured"]  # the chosen plan timed in the same run, beside its prediction
+    assert measured["ms"] > 0 and measured["error_pct"] == pytest.approx(
+        100 * (payload["chosen"]["ms"] / measured["ms"] - 1)
+    )
     counted = json.loads(
         run(
             "model",

@@ -48,6 +48,12 @@ from .options import json_option, module_options
     help="Write the chosen plan as JSON, for convert, 'model --plan', 'latency --plan' and 'bench --plan'.",
 )
 @with_conditions
+@click.option(
+    "--check/--no-check",
+    default=True,
+    show_default=True,
+    help="Also time the chosen plan's network and the standard one in the same paired rounds, beside the prediction.",
+)
 @json_option
 def search(
     name,
@@ -69,6 +75,7 @@ def search(
     channels_last,
     fold,
     cache,
+    check,
     as_json,
 ):
     """The exact best per-layer plan of zoo model NAME (or --module) for an objective under constraints.
@@ -108,6 +115,7 @@ def search(
         keep_first,
         repeats,
         progress("timing layers"),
+        check,
     )
     if out is not None:
         with open(out, "w", encoding="utf-8") as f:
@@ -153,6 +161,13 @@ def render(payload: dict) -> None:
         f"{len(payload['front'])} plans (--json). Interactions: {payload['interactions']}."
     )
     out.print(fitted(title, columns, body, caption, width=out.width))
+    if "measured" in payload["chosen"]:
+        m = payload["chosen"]["measured"]
+        out.print(
+            f"The searched plan measured in this run: {m['ms']:.1f} ms against the standard network's "
+            f"{m['standard_ms']:.1f} ms, {m['speedup']:.2f}× (prediction {m['error_pct']:+.1f} % in time, "
+            f"{m['speedup_error_pct']:+.1f} % in speedup)."
+        )
     layers = [[c["name"], c["choice"], si(c["flops"]), f"{c['ms']:.2f}"] for c in payload["chosen"]["layers"]]
     out.print(
         fitted(

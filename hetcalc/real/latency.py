@@ -722,15 +722,23 @@ def run_latency(
         input=list(spec.input), plan=plan.to_dict(), cache=str(table.path), cache_rebuilt=table.rebuilt
     )
     if check:
-        measured = measure(model, spec, {"plan": plan}, conditions, repeats)
-        result["measured"] = {
-            "ms": measured["plan"]["ms"],
-            "standard_ms": measured["standard"]["ms"],
-            "speedup": measured["plan"]["speedup"],
-            "error_pct": 100 * (prediction.predicted_ms / measured["plan"]["ms"] - 1),
-            "speedup_error_pct": 100 * (prediction.predicted_speedup / measured["plan"]["speedup"] - 1),
-        }
+        result["measured"] = checked(
+            model, spec, plan, conditions, repeats, prediction.predicted_ms, prediction.predicted_speedup
+        )
     return result
+
+
+def checked(model, spec, plan, conditions, repeats, predicted_ms, predicted_speedup) -> dict:
+    """The plan's network and the standard one measured now, in the same paired rounds, beside a prediction:
+    ms, speedup, and the prediction's error in % of each."""
+    measured = measure(model, spec, {"plan": plan}, conditions, repeats)
+    return {
+        "ms": measured["plan"]["ms"],
+        "standard_ms": measured["standard"]["ms"],
+        "speedup": measured["plan"]["speedup"],
+        "error_pct": 100 * (predicted_ms / measured["plan"]["ms"] - 1),
+        "speedup_error_pct": 100 * (predicted_speedup / measured["plan"]["speedup"] - 1),
+    }
 
 
 def run_search(
@@ -747,18 +755,26 @@ def run_search(
     keep_first: bool = False,
     repeats: int = 5,
     progress: Callable[[Iterable], Iterable] | None = None,
+    check: bool = True,
 ) -> tuple[dict, Plan]:
     """``hetcalc search``'s JSON and the chosen plan: the exact best plan for ``objective`` under ``constraints``
-    over the options of ``space``, the latency/FLOPs front, and each uniform variant's predicted totals."""
+    over the options of ``space``, the latency/FLOPs front, and each uniform variant's predicted totals; with
+    ``check``, the chosen plan's network and the standard one measured in the same run (``chosen.measured``)."""
     from ..core.search import search
 
     conditions = conditions.resolved()
     found = space(model, spec, conditions, table, Ps, Gs, dwc, impl, keep_first, repeats, progress)
     result = search(found.layers, found.base, objective, constraints, found.references)
     plan = plan_of(spec, found, result.chosen.picks, keep_first)
-    return _search_payload(
+    payload = _search_payload(
         spec.name, spec.input, conditions, objective, constraints, found, result, plan, impl
-    ), plan
+    )
+    if check:
+        chosen = payload["chosen"]
+        chosen["measured"] = checked(
+            model, spec, plan, conditions, repeats, chosen["ms"], chosen["predicted_speedup"]
+        )
+    return payload, plan
 
 
 def _totals(point, standard) -> dict:
