@@ -49,6 +49,15 @@ conditions_options = [
 ]
 
 
+check_option = click.option(
+    "--check/--no-check",
+    default=True,
+    show_default=True,
+    help="Also time the standard network and the plan's (the chosen one's) in the same paired rounds, beside "
+    "the prediction.",
+)
+
+
 def with_conditions(command):
     for option in reversed(conditions_options):
         command = option(command)
@@ -83,12 +92,7 @@ def conditions_of(batch, threads, channels_last, fold):
 @search_impl_option
 @plan_option
 @with_conditions
-@click.option(
-    "--check/--no-check",
-    default=True,
-    show_default=True,
-    help="Also time the standard network and the plan's in the same paired rounds, beside the prediction.",
-)
+@check_option
 @csv_option
 @json_option
 def latency(

@@ -7,7 +7,7 @@ import click
 from ..core.errors import existing_folder, whole_numbers
 from ..render import Column, console, fitted, print_json, si
 from . import progress
-from .latency import conditions_of, prepared, search_impl_option, with_conditions
+from .latency import check_option, conditions_of, prepared, search_impl_option, with_conditions
 from .options import json_option, module_options
 
 
@@ -48,12 +48,7 @@ from .options import json_option, module_options
     help="Write the chosen plan as JSON, for convert, 'model --plan', 'latency --plan' and 'bench --plan'.",
 )
 @with_conditions
-@click.option(
-    "--check/--no-check",
-    default=True,
-    show_default=True,
-    help="Also time the chosen plan's network and the standard one in the same paired rounds, beside the prediction.",
-)
+@check_option
 @json_option
 def search(
     name,
